@@ -1,0 +1,1 @@
+"""Charges: production batches, their data and their status life cycle."""

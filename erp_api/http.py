@@ -1,0 +1,124 @@
+"""Request parsing and response helpers shared by every route module.
+
+Bodies and query strings are validated by pydantic models; every failure becomes a problem+json
+error naming the field, so a route never builds an error by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from erp_api.errors import (
+    MalformedRequest,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+def json_response(payload: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """Serialize once with orjson; bytes are taken as already-serialized JSON."""
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return Response(body, status_code=status_code, headers=dict(headers or {}), media_type=JSON_MEDIA_TYPE)
+
+
+def _error_list(exc: ValidationError, root: str) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in error["loc"])
+        errors.append(
+            {"field": f"{root}.{path}" if path else root, "message": error["msg"], "type": error["type"]}
+        )
+    return errors
+
+
+def validation_failed(exc: ValidationError, root: str) -> ValidationFailed:
+    errors = _error_list(exc, root)
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ValidationFailed(f"{first['field']}: {first['message']}{more}", errors)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refusing anything larger than ``max_bytes`` without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise MalformedRequest("Content-Length must be a non-negative integer")
+        if int(declared) > max_bytes:
+            raise PayloadTooLarge(f"the body is {declared} bytes; at most {max_bytes} are accepted")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_json_content_type(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise UnsupportedMediaType(
+            f"send the body as {JSON_MEDIA_TYPE} (got {media_type or 'no content type'})"
+        )
+
+
+async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
+    """Parse and validate a JSON body into ``model``: 415, 413, 400 or 422 on bad input."""
+    _check_json_content_type(request)
+    body = await read_body(request, max_bytes)
+    return parse_json(body, model)
+
+
+def parse_json(body: bytes, model: type[M]) -> M:
+    if not body:
+        raise MalformedRequest("the request body is empty; a JSON document is required")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            raise MalformedRequest(
+                f"the body is not valid JSON: {first['ctx'].get('error', first['msg'])}"
+            ) from None
+        raise validation_failed(exc, "body") from None
+
+
+def read_query(request: Request, model: type[M]) -> M:
+    """Validate the query string into ``model``; unknown and repeated parameters are refused."""
+    params: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key in params:
+            raise ValidationFailed(
+                f"query.{key}: given more than once",
+                [{"field": f"query.{key}", "message": "given more than once", "type": "duplicate"}],
+            )
+        params[key] = value
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise validation_failed(exc, "query") from None
+
+
+def path_int(request: Request, name: str) -> int:
+    """An integer path parameter in the 64-bit id range, else 404 (no such resource can exist)."""
+    raw = request.path_params[name]
+    value = raw if isinstance(raw, int) else int(raw) if str(raw).isdigit() else -1
+    if not 0 < value < 2**63:
+        raise NotFound(f"no resource has the id {raw!s:.40}")
+    return value

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from erp_api.settings import SettingsError, load_settings
+
+
+def test_defaults_need_no_server() -> None:
+    settings = load_settings()
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.cache_backend == "memory"
+    assert settings.broker_url.startswith("sqla+sqlite:///")
+    assert settings.port == 8000
+
+
+def test_environment_variables_with_erp_prefix_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ERP_PORT", "9123")
+    monkeypatch.setenv("ERP_CACHE_BACKEND", "redis")
+    monkeypatch.setenv("ERP_DB_POOL_SIZE", "3")
+    settings = load_settings()
+    assert (settings.port, settings.cache_backend, settings.db_pool_size) == (9123, "redis", 3)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ERP_PORT", "http"),
+        ("ERP_PORT", "70000"),
+        ("ERP_CACHE_BACKEND", "memcached"),
+        ("ERP_DATABASE_URL", "mysql://localhost/erp"),
+        ("ERP_REDIS_URL", "http://localhost"),
+        ("ERP_DB_POOL_SIZE", "0"),
+    ],
+)
+def test_a_bad_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(f"{variable}:")
+    assert "\n" not in message
+
+
+def test_uvicorn_factory_fails_with_one_line_naming_the_variable(tmp_path: object) -> None:
+    env = {**os.environ, "ERP_CACHE_BACKEND": "memcached"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from erp_api.app import create_app; create_app()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "ERP_CACHE_BACKEND" in lines[0]
