@@ -1,0 +1,1 @@
+"""Locust scenarios and the pass/fail run of ``make loadtest``."""
