@@ -32,6 +32,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m benchmarks.run_all
+
+loadtest: install
+	$(BIN)/python -m loadtests.run $(LOADTEST_ARGS)
+	$(BIN)/python -m loadtests.run --spike --name loadtest-spike $(LOADTEST_ARGS)
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

@@ -1,0 +1,88 @@
+"""Turn ``var/bench/*.json`` into ``docs/BENCHMARKS.md`` with PNG plots under ``docs/bench/``."""
+
+from __future__ import annotations
+
+import platform
+import re
+import sys
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.common import RESULTS, ROOT, machine
+
+DOCS = ROOT / "docs"
+PLOTS = DOCS / "bench"
+ORDER = ["cache", "spc", "http", "observability", "quality", "analysis", "scaling"]
+PACKAGES = ["starlette", "uvicorn", "sqlalchemy", "asyncpg", "redis", "celery", "orjson", "numpy"]
+
+
+def _plot(topic: str, name: str, series: dict[str, float]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    path = PLOTS / f"{topic}-{slug}.png"
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    labels, values = list(series), list(series.values())
+    bars = ax.bar(labels, values, color="#3b6ea5")
+    ax.bar_label(bars, labels=[f"{v:,.1f}" if v < 100 else f"{v:,.0f}" for v in values], fontsize=8)
+    ax.set_title(name)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _table(table: dict[str, Any]) -> list[str]:
+    lines = [f"**{table['caption']}**", "", "| " + " | ".join(table["columns"]) + " |"]
+    lines.append("|" + "---|" * len(table["columns"]))
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in table["rows"]]
+    return [*lines, ""]
+
+
+def build(command: str) -> str:
+    results = {path.stem: orjson.loads(path.read_bytes()) for path in sorted(RESULTS.glob("*.json"))}
+    topics = [t for t in ORDER if t in results] + sorted(set(results) - set(ORDER))
+    info = machine()
+    versions = ", ".join(f"{name} {version(name)}" for name in PACKAGES)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Do not edit by hand.",
+        "",
+        f"- Machine: {info['cpu']}, {info['cores']} cores, {info['system']}",
+        f"- Python {platform.python_version()}; {versions}",
+        "- Each benchmark measures its configurations side by side in one run and quotes medians;",
+        "  ratios compare numbers from the same run. Absolute numbers vary between machines and runs.",
+        "",
+    ]
+    for topic in topics:
+        result = results[topic]
+        lines += [f"## {result.get('title', topic)}", ""]
+        for table in result.get("tables", []):
+            lines += _table(table)
+        for name, series in (result.get("series") or {}).items():
+            if series:
+                plot = _plot(topic, name, {str(k): float(v) for k, v in series.items()})
+                lines += [f"![{name}](bench/{plot.name})", ""]
+        lines += [f"- {note}" for note in result.get("notes", [])]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    command = " ".join(sys.argv[1:]) or "make bench"
+    (DOCS / "BENCHMARKS.md").write_text(build(command))
+    print(f"wrote {DOCS / 'BENCHMARKS.md'}")
+
+
+if __name__ == "__main__":
+    main()
