@@ -1,0 +1,52 @@
+"""Fixtures for the cache tests: a unique Redis prefix that is cleaned up, and backends to run on."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+
+from cache import CacheBackend, MemoryBackend, RedisBackend
+from tests.services import REDIS_URL, require_redis, unique_name
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (never FLUSHDB: the server is shared)."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_redis()
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A key prefix no other test run uses; its Redis keys are deleted afterwards if Redis is up."""
+    name = unique_name("cachetest")
+    yield name
+    with contextlib.suppress(redis.RedisError):  # no Redis here: nothing was written to it
+        delete_prefix(REDIS_URL, name)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def backend(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[CacheBackend]:
+    """Each backend that stores entries: in-process memory, and a real Redis.
+
+    Depends on ``prefix`` so that it is closed before the prefix's keys are deleted.
+    """
+    store: CacheBackend
+    if request.param == "memory":
+        store = MemoryBackend(max_entries=1000, max_bytes=2**20)
+    else:
+        store = RedisBackend(require_redis(), socket_timeout=2.0, socket_connect_timeout=2.0)
+    yield store
+    await store.close()
