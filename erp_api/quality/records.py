@@ -1,0 +1,36 @@
+"""Plain records of measurements passed between the service, the ingestor and the repository."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewMeasurement:
+    """A validated measurement not yet stored; ``product_sku`` is its charge's."""
+
+    charge_id: int
+    product_sku: str
+    parameter: str
+    value: float
+    measured_at: datetime
+
+    def content(self) -> tuple[int, str, float, datetime]:
+        """What identifies the row among the rows of one insert (equal contents are interchangeable)."""
+        return (self.charge_id, self.parameter, self.value, self.measured_at)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMeasurement:
+    """A committed measurement."""
+
+    id: int
+    charge_id: int
+    parameter: str
+    value: float
+    measured_at: datetime
+    created_at: datetime
+
+    def content(self) -> tuple[int, str, float, datetime]:
+        return (self.charge_id, self.parameter, self.value, self.measured_at)
