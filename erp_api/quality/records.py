@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from erp_api.security.audit import Attribution
+
 
 @dataclass(frozen=True, slots=True)
 class NewMeasurement:
@@ -15,6 +17,8 @@ class NewMeasurement:
     parameter: str
     value: float
     measured_at: datetime
+    # Who posted it, captured while the request was served: the row is written by the ingestor's task.
+    attribution: Attribution | None = None
 
     def content(self) -> tuple[int, str, float, datetime]:
         """What identifies the row among the rows of one insert (equal contents are interchangeable)."""

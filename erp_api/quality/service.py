@@ -40,6 +40,7 @@ from erp_api.quality.spc import Baseline, RuleSet
 from erp_api.quality.spc_chart import D2
 from erp_api.quality.summary_query import SeriesAggregate, summarize
 from erp_api.quality.writer import MeasurementWriter, charge_refusal
+from erp_api.security import audit
 
 NAMESPACE = "quality"
 # An analysis reads at most this many of the latest points per parameter (indices stay absolute).
@@ -86,12 +87,21 @@ class QualityService:
             spec = await repository.get(product_sku, parameter, for_update=True)
             now = utcnow()
             created = spec is None
+            before = None if spec is None else _audited_spec(spec)
             if spec is None:
                 spec = QualitySpec(product_sku=product_sku, parameter=parameter, created_at=now)
             spec.unit, spec.lsl, spec.usl, spec.target = body.unit, body.lsl, body.usl, body.target
             spec.updated_at = now
             if created:
                 await repository.add(spec)
+            await audit.record(
+                session,
+                entity="quality_spec",
+                entity_id=f"{product_sku}/{parameter}",
+                action="create" if created else "update",
+                before=before,
+                after=_audited_spec(spec),
+            )
         return spec, created
 
     async def spec_page(self, query: SpecListQuery) -> bytes:
@@ -117,7 +127,7 @@ class QualityService:
         """Store one measurement durably (grouped with concurrent ones when an ingestor is running)."""
         product_sku = await self._writable_charge(charge_id)
         measured_at = data.measured_at.astimezone(UTC) if data.measured_at else utcnow()
-        row = NewMeasurement(charge_id, product_sku, data.parameter, data.value, measured_at)
+        row = NewMeasurement(charge_id, product_sku, data.parameter, data.value, measured_at, audit.capture())
         if self._ingestor is not None:
             return await self._ingestor.submit(row)
         (result,) = await self._writer.write([row])
@@ -284,3 +294,7 @@ def _summary_row(aggregate: SeriesAggregate) -> dict[str, Any]:
         "pp": pp,
         "ppk": ppk,
     }
+
+
+def _audited_spec(spec: QualitySpec) -> dict[str, Any]:
+    return {"unit": spec.unit, "lsl": spec.lsl, "usl": spec.usl, "target": spec.target}

@@ -19,6 +19,7 @@ from erp_api.errors import ApiError, Conflict, NotFound
 from erp_api.quality import tags as quality_tags
 from erp_api.quality.records import NewMeasurement, StoredMeasurement
 from erp_api.quality.repository import MeasurementRepository
+from erp_api.security import audit
 
 log = structlog.get_logger("erp_api.quality")
 
@@ -53,6 +54,19 @@ class MeasurementWriter:
             refusals = [charge_refusal(row.charge_id, states.get(row.charge_id)) for row in rows]
             accepted = [row for row, refusal in zip(rows, refusals, strict=True) if refusal is None]
             stored = await repository.insert_returning(accepted, utcnow()) if accepted else []
+            await audit.record_many(
+                session,
+                [
+                    audit.AuditEntry(
+                        "charge",
+                        row.charge_id,
+                        "record_measurements",
+                        after={"count": 1, "parameter": row.parameter, "measurement_id": measurement.id},
+                        attribution=row.attribution,
+                    )
+                    for row, measurement in zip(accepted, stored, strict=True)
+                ],
+            )
         await self._invalidate({(row.charge_id, row.product_sku) for row in accepted})
         remaining = iter(stored)
         return [next(remaining) if refusal is None else refusal for refusal in refusals]
@@ -72,6 +86,13 @@ class MeasurementWriter:
             now = utcnow()
             count = await repository.insert_bulk(
                 [(charge_id, product_sku, parameter, value, at, now) for parameter, value, at in items]
+            )
+            await audit.record(
+                session,
+                entity="charge",
+                entity_id=charge_id,
+                action="record_measurements",
+                after={"count": count, "parameters": sorted({parameter for parameter, _, _ in items})},
             )
         await self._invalidate({(charge_id, product_sku)})
         return count

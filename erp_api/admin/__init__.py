@@ -1,0 +1,1 @@
+"""Administration of the running service over HTTP (admins only): the cache."""
