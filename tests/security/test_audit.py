@@ -218,3 +218,25 @@ async def test_measurements_are_audited_per_request_with_the_posting_key(
     assert by_request["req-single-01"]["after"]["parameter"] == "weight_g"
     assert by_request["req-batch-001"]["after"] == {"count": 5, "parameters": ["weight_g"]}
     assert by_request["req-batch-001"]["actor"]["name"] == "test operator"
+
+
+async def test_starting_an_analysis_and_a_job_by_hand_are_audited(client: httpx.AsyncClient) -> None:
+    charge = await create(client, 1)
+    headers = {"Idempotency-Key": "audit-analysis-1"}
+    first = await client.post(f"{API}/{charge['id']}/analyses", json={"rules": "nelson"}, headers=headers)
+    assert first.status_code == 202, first.text
+    replay = await client.post(f"{API}/{charge['id']}/analyses", json={"rules": "nelson"}, headers=headers)
+    assert replay.json()["id"] == first.json()["id"]
+    (event,) = await trail(client, entity="analysis", id=str(first.json()["id"]))
+    assert event["action"] == "create"
+    assert event["after"] == {
+        "charge_id": charge["id"],
+        "rules": "nelson",
+        "idempotency_key": "audit-analysis-1",
+    }
+
+    run = await client.post("/api/v1/jobs/warm_quality_summaries/run")
+    assert run.status_code == 202
+    (job_event,) = await trail(client, entity="job", id="warm_quality_summaries")
+    assert job_event["action"] == "run"
+    assert job_event["after"]["task_id"] == run.json()["task_id"]

@@ -1,0 +1,1 @@
+"""Anomaly analyses run in the background: job records, their life cycle, and the jobs' run history."""

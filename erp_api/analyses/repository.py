@@ -1,0 +1,180 @@
+"""Database access for anomaly analyses: every query the service, the runner and the reaper need."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from erp_api.analyses.models import AnomalyAnalysis
+from erp_api.analyses.states import TERMINAL, AnalysisStatus
+from erp_api.db import utcnow
+
+
+class AnalysisRepository:
+    """Queries on ``anomaly_analyses`` within the caller's session and transaction.
+
+    State changes are conditional updates (``WHERE status = ... AND attempts = ...``) that report
+    whether they won, so two workers can never both move the same analysis.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, analysis_id: int) -> AnomalyAnalysis | None:
+        return await self.session.get(AnomalyAnalysis, analysis_id, populate_existing=True)
+
+    async def by_idempotency_key(self, key: str) -> AnomalyAnalysis | None:
+        stmt = select(AnomalyAnalysis).where(AnomalyAnalysis.idempotency_key == key)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def insert(self, values: Mapping[str, Any]) -> AnomalyAnalysis:
+        now = utcnow()
+        row = {
+            "status": AnalysisStatus.QUEUED.value,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+            **values,
+        }
+        stmt = insert(AnomalyAnalysis).values(row).returning(AnomalyAnalysis)
+        result = await self.session.scalars(stmt, execution_options={"populate_existing": True})
+        return result.one()
+
+    async def page(
+        self, charge_id: int, *, after: tuple[datetime, int] | None, limit: int
+    ) -> list[AnomalyAnalysis]:
+        """A charge's analyses newest first by (created_at, id); ``after``: last row of the previous page."""
+        stmt = select(AnomalyAnalysis).where(AnomalyAnalysis.charge_id == charge_id)
+        if after is not None:
+            at, row_id = after
+            stmt = stmt.where(
+                (AnomalyAnalysis.created_at < at)
+                | ((AnomalyAnalysis.created_at == at) & (AnomalyAnalysis.id < row_id))
+            )
+        stmt = stmt.order_by(AnomalyAnalysis.created_at.desc(), AnomalyAnalysis.id.desc()).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def claim(
+        self, analysis_id: int, *, status: str, attempts: int, token: str
+    ) -> AnomalyAnalysis | None:
+        """Move the analysis to running if it is still at (status, attempts); None if someone else did."""
+        now = utcnow()
+        stmt = (
+            update(AnomalyAnalysis)
+            .where(
+                AnomalyAnalysis.id == analysis_id,
+                AnomalyAnalysis.status == status,
+                AnomalyAnalysis.attempts == attempts,
+            )
+            .values(
+                status=AnalysisStatus.RUNNING.value,
+                attempts=attempts + 1,
+                claimed_by=token,
+                started_at=now,
+                updated_at=now,
+                error=None,
+            )
+            .returning(AnomalyAnalysis)
+        )
+        result = await self.session.execute(stmt, execution_options={"populate_existing": True})
+        return result.scalar_one_or_none()
+
+    async def finish(
+        self,
+        analysis_id: int,
+        *,
+        attempts: int,
+        status: AnalysisStatus,
+        result: str | None,
+        error: str | None,
+    ) -> bool:
+        """Store the outcome of the claim ``attempts``; False if the analysis was taken over meanwhile."""
+        now = utcnow()
+        stmt = (
+            update(AnomalyAnalysis)
+            .where(
+                AnomalyAnalysis.id == analysis_id,
+                AnomalyAnalysis.status == AnalysisStatus.RUNNING.value,
+                AnomalyAnalysis.attempts == attempts,
+            )
+            .values(status=status.value, result=result, error=error, finished_at=now, updated_at=now)
+        )
+        return _changed(await self.session.execute(stmt))
+
+    async def stale(self, status: AnalysisStatus, before: datetime, limit: int) -> list[tuple[int, int]]:
+        """(id, attempts) of analyses in ``status`` unchanged since ``before``, oldest first."""
+        stmt = (
+            select(AnomalyAnalysis.id, AnomalyAnalysis.attempts)
+            .where(AnomalyAnalysis.status == status.value, AnomalyAnalysis.updated_at < before)
+            .order_by(AnomalyAnalysis.updated_at)
+            .limit(limit)
+        )
+        return [(row.id, row.attempts) for row in await self.session.execute(stmt)]
+
+    async def requeue_stale(
+        self, analysis_id: int, *, status: AnalysisStatus, attempts: int, before: datetime
+    ) -> bool:
+        """Back to queued if still (status, attempts) and unchanged since ``before``; touches updated_at.
+
+        Touching updated_at is what keeps a second reaper (or the next run) from requeueing it again.
+        """
+        stmt = (
+            update(AnomalyAnalysis)
+            .where(*_still(analysis_id, status, attempts, before))
+            .values(status=AnalysisStatus.QUEUED.value, claimed_by=None, updated_at=utcnow())
+        )
+        return _changed(await self.session.execute(stmt))
+
+    async def fail_stale(
+        self, analysis_id: int, *, status: AnalysisStatus, attempts: int, before: datetime, error: str
+    ) -> bool:
+        now = utcnow()
+        stmt = (
+            update(AnomalyAnalysis)
+            .where(*_still(analysis_id, status, attempts, before))
+            .values(status=AnalysisStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
+        )
+        return _changed(await self.session.execute(stmt))
+
+    async def fail_claimed(self, analysis_id: int, *, token: str, error: str) -> bool:
+        """Fail the analysis if the delivery ``token`` still holds it (whatever its attempt count)."""
+        now = utcnow()
+        stmt = (
+            update(AnomalyAnalysis)
+            .where(
+                AnomalyAnalysis.id == analysis_id,
+                AnomalyAnalysis.status == AnalysisStatus.RUNNING.value,
+                AnomalyAnalysis.claimed_by == token,
+            )
+            .values(status=AnalysisStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
+        )
+        return _changed(await self.session.execute(stmt))
+
+    async def delete_finished_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` finished analyses that ended before ``cutoff``; returns how many."""
+        ids = select(AnomalyAnalysis.id).where(
+            AnomalyAnalysis.finished_at < cutoff,
+            AnomalyAnalysis.status.in_([status.value for status in TERMINAL]),
+        )
+        chosen: Sequence[int] = (await self.session.scalars(ids.limit(limit))).all()
+        if not chosen:
+            return 0
+        await self.session.execute(delete(AnomalyAnalysis).where(AnomalyAnalysis.id.in_(chosen)))
+        return len(chosen)
+
+
+def _still(analysis_id: int, status: AnalysisStatus, attempts: int, before: datetime) -> list[Any]:
+    return [
+        AnomalyAnalysis.id == analysis_id,
+        AnomalyAnalysis.status == status.value,
+        AnomalyAnalysis.attempts == attempts,
+        AnomalyAnalysis.updated_at < before,
+    ]
+
+
+def _changed(result: Any) -> bool:
+    return bool(getattr(result, "rowcount", 0))

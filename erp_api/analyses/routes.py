@@ -1,0 +1,110 @@
+"""HTTP routes of anomaly analyses: submit one for a charge, follow its status, list a charge's."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from erp_api.analyses.documents import accepted_dict, analysis_dict, status_url
+from erp_api.analyses.schemas import (
+    AnalysisAccepted,
+    AnalysisCreate,
+    AnalysisListQuery,
+    AnalysisOut,
+    AnalysisPage,
+)
+from erp_api.context import context
+from erp_api.errors import ValidationFailed
+from erp_api.http import json_response, path_int, read_json, read_query
+from erp_api.observability.request_id import current_request_id
+from erp_api.openapi import Operation, describe
+
+TAG = "analyses"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def idempotency_key(request: Request) -> str | None:
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(raw):
+        message = "1 to 200 visible ASCII characters"
+        raise ValidationFailed(
+            f"header.{IDEMPOTENCY_HEADER}: {message}",
+            [
+                {
+                    "field": f"header.{IDEMPOTENCY_HEADER}",
+                    "message": message,
+                    "type": "string_pattern_mismatch",
+                }
+            ],
+        )
+    return raw
+
+
+@describe(
+    Operation(
+        "Start an anomaly analysis of a charge's measurements (runs in the background)",
+        TAG,
+        body=AnalysisCreate,
+        responses={202: AnalysisAccepted},
+        errors=(404, 413, 415),
+        headers={
+            IDEMPOTENCY_HEADER: "Repeating a key returns the analysis the first request created (202); "
+            "the same key with a different request is a 422"
+        },
+    )
+)
+async def submit_analysis(request: Request) -> Response:
+    ctx = context(request)
+    charge_id = path_int(request, "id")
+    key = idempotency_key(request)
+    data = await read_json(request, AnalysisCreate, ctx.settings.max_body_bytes)
+    submission = await ctx.analyses.submit(
+        charge_id, data, idempotency_key=key, request_id=current_request_id()
+    )
+    analysis = submission.analysis
+    headers = {"Location": status_url(analysis.id)}
+    if not submission.created:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(accepted_dict(analysis), 202, headers)
+
+
+@describe(
+    Operation(
+        "A charge's analyses, newest first",
+        TAG,
+        query=AnalysisListQuery,
+        responses={200: AnalysisPage},
+        errors=(404,),
+    )
+)
+async def list_analyses(request: Request) -> Response:
+    ctx = context(request)
+    charge_id = path_int(request, "id")
+    query = read_query(request, AnalysisListQuery)
+    return json_response(await ctx.analyses.page(charge_id, query), headers={"Cache-Control": "no-store"})
+
+
+@describe(
+    Operation(
+        "An analysis: its status and, once succeeded, its result",
+        TAG,
+        responses={200: AnalysisOut},
+        errors=(404,),
+    )
+)
+async def get_analysis(request: Request) -> Response:
+    analysis = await context(request).analyses.get(path_int(request, "id"))
+    return json_response(analysis_dict(analysis), headers={"Cache-Control": "no-store"})
+
+
+routes = [
+    Route("/charges/{id}/analyses", submit_analysis, methods=["POST"]),
+    Route("/charges/{id}/analyses", list_analyses, methods=["GET"]),
+    Route("/analyses/{id}", get_analysis, methods=["GET"]),
+]

@@ -1,0 +1,134 @@
+"""Use cases of anomaly analyses as the API sees them: submit one, read one, list a charge's.
+
+A submitted analysis is committed first and published to the workers after the commit, so a worker
+can never see a message for a row that does not exist. If publishing fails, the analysis stays
+queued and the reaper publishes it later: the client's 202 is never a lost write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from erp_api.analyses.dispatch import BrokerUnavailable, TaskClient
+from erp_api.analyses.documents import analysis_dict, request_fingerprint
+from erp_api.analyses.models import AnomalyAnalysis
+from erp_api.analyses.repository import AnalysisRepository
+from erp_api.analyses.schemas import AnalysisCreate, AnalysisListQuery
+from erp_api.charges.repository import ChargeRepository
+from erp_api.errors import NotFound, ValidationFailed
+from erp_api.pagination import decode_cursor, encode_cursor
+from erp_api.security import audit
+
+log = structlog.get_logger("erp_api.analyses")
+
+
+@dataclass(frozen=True)
+class Submission:
+    analysis: AnomalyAnalysis
+    created: bool
+    """False when an earlier request with the same Idempotency-Key created it."""
+
+
+class AnalysisService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], tasks: TaskClient) -> None:
+        self._sessions = sessions
+        self._tasks = tasks
+
+    async def submit(
+        self,
+        charge_id: int,
+        request: AnalysisCreate,
+        *,
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+    ) -> Submission:
+        """Store a queued analysis and publish it; a repeated Idempotency-Key returns the first one."""
+        baseline = request.model_dump(mode="json")["baseline"]
+        fingerprint = request_fingerprint(charge_id, request.rules, baseline)
+        if idempotency_key is not None:
+            existing = await self._by_key(idempotency_key)
+            if existing is not None:
+                return Submission(_same_request(existing, fingerprint, idempotency_key), created=False)
+        values: dict[str, Any] = {
+            "charge_id": charge_id,
+            "rules": request.rules,
+            "baseline": orjson.dumps(baseline).decode() if baseline is not None else None,
+            "idempotency_key": idempotency_key,
+            "request_fingerprint": fingerprint,
+            "request_id": request_id,
+        }
+        try:
+            async with self._sessions.begin() as session:
+                if await ChargeRepository(session).get(charge_id) is None:
+                    raise NotFound(f"charge {charge_id} does not exist")
+                analysis = await AnalysisRepository(session).insert(values)
+                await audit.record(
+                    session,
+                    entity="analysis",
+                    entity_id=analysis.id,
+                    action="create",
+                    after={
+                        "charge_id": charge_id,
+                        "rules": request.rules,
+                        "idempotency_key": idempotency_key,
+                    },
+                )
+        except IntegrityError:
+            # A concurrent request with the same key won the unique constraint (or the charge was
+            # deleted between the check and the insert).
+            winner = await self._by_key(idempotency_key) if idempotency_key is not None else None
+            if winner is None:
+                raise NotFound(f"charge {charge_id} does not exist") from None
+            return Submission(_same_request(winner, fingerprint, idempotency_key or ""), created=False)
+        await self._publish(analysis.id)
+        return Submission(analysis, created=True)
+
+    async def _by_key(self, key: str) -> AnomalyAnalysis | None:
+        async with self._sessions() as session:
+            return await AnalysisRepository(session).by_idempotency_key(key)
+
+    async def _publish(self, analysis_id: int) -> None:
+        try:
+            await self._tasks.enqueue_analysis(analysis_id)
+        except BrokerUnavailable as exc:
+            # Committed and still queued: the reaper publishes queued analyses nobody picked up.
+            log.warning("analysis_enqueue_failed", analysis_id=analysis_id, error=str(exc))
+
+    async def get(self, analysis_id: int) -> AnomalyAnalysis:
+        async with self._sessions() as session:
+            analysis = await AnalysisRepository(session).get(analysis_id)
+        if analysis is None:
+            raise NotFound(f"analysis {analysis_id} does not exist")
+        return analysis
+
+    async def page(self, charge_id: int, query: AnalysisListQuery) -> dict[str, Any]:
+        after = decode_cursor(query.cursor) if query.cursor else None
+        async with self._sessions() as session:
+            if await ChargeRepository(session).get(charge_id) is None:
+                raise NotFound(f"charge {charge_id} does not exist")
+            rows = await AnalysisRepository(session).page(charge_id, after=after, limit=query.limit + 1)
+        has_more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if has_more else None
+        return {"items": [analysis_dict(row) for row in rows], "next_cursor": next_cursor}
+
+
+def _same_request(existing: AnomalyAnalysis, fingerprint: str, key: str) -> AnomalyAnalysis:
+    if existing.request_fingerprint != fingerprint:
+        raise ValidationFailed(
+            f"header.Idempotency-Key: {key!r} was already used for a different request; use a new key",
+            [
+                {
+                    "field": "header.Idempotency-Key",
+                    "message": "already used for a different request",
+                    "type": "idempotency_key_reused",
+                }
+            ],
+        )
+    return existing

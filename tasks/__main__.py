@@ -1,0 +1,59 @@
+"""Command line: ``python -m tasks worker | beat | run-all``.
+
+* ``worker [celery options]``: a worker consuming every queue (``make worker``); with
+  ``ERP_WORKER_METRICS_PORT`` set it serves the metrics of all its pool processes on that port.
+* ``beat``: the scheduler of the periodic jobs (``make beat``); run exactly one.
+* ``run-all``: the API, a worker and beat together, stopped together on Ctrl-C (``make run``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from erp_api.settings import VAR_DIR, SettingsError, load_settings
+
+WORKER_METRICS_DIR = VAR_DIR / "prometheus-worker"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+USAGE = "usage: python -m tasks worker [celery worker options] | beat [celery beat options] | run-all"
+
+
+def _prepare_multiprocess_metrics(directory: Path) -> None:
+    # prometheus-client picks its value storage when first imported, so this runs before any import
+    # of it; the pool processes, forked later, inherit the choice and write their own files.
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(directory)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in {"worker", "beat", "run-all"}:
+        print(USAGE, file=sys.stderr)
+        return 2
+    command, rest = args[0], args[1:]
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if command == "run-all":
+        from tasks.supervisor import run_all
+
+        return run_all()
+    if command == "worker" and settings.worker_metrics_port:
+        _prepare_multiprocess_metrics(WORKER_METRICS_DIR)
+    from tasks.celery_app import app
+
+    if command == "worker":
+        app.worker_main(["worker", f"--loglevel={settings.log_level}", *rest])
+    else:
+        app.start(["beat", f"--loglevel={settings.log_level}", *rest])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

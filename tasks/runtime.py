@@ -1,0 +1,122 @@
+"""What one worker process needs to run tasks: one event loop, one engine, the services.
+
+Tasks are synchronous functions; they run the async services on a loop kept for the life of the
+process (``asyncio.Runner``) with one engine and connection pool, instead of ``asyncio.run`` and a
+new engine per task (see ``benchmarks/bench_analysis.py`` for the difference). The runtime is built
+after the pool forks (``worker_process_init``) or lazily on first use, and belongs to one process
+id: a forked child never reuses its parent's connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar, cast
+
+import structlog
+from celery import Celery
+
+from erp_api.analyses.reaper import AnalysisReaper, ReaperLimits
+from erp_api.analyses.retention import RetentionCleanup
+from erp_api.analyses.runner import AnalysisRunner, BaselineMap, RunnerLimits
+from erp_api.analyses.warming import SummaryWarmer
+from erp_api.app import build_cache
+from erp_api.db import create_engine, create_session_factory
+from erp_api.observability.db_metrics import instrument_engine
+from erp_api.quality.service import QualityService
+from erp_api.quality.spc import Baseline, RuleSet
+from erp_api.settings import Settings
+from tasks.client import CeleryTaskClient
+
+T = TypeVar("T")
+log = structlog.get_logger("tasks.runtime")
+
+
+class WorkerRuntime:
+    def __init__(self, settings: Settings, app: Celery) -> None:
+        self.pid = os.getpid()
+        self.settings = settings
+        self._loop = asyncio.Runner()
+        self.engine = create_engine(settings)
+        instrument_engine(self.engine)
+        self.sessions = create_session_factory(self.engine)
+        self.cache = build_cache(settings)
+        self.tasks = CeleryTaskClient(app, settings)
+        self.quality = QualityService(self.sessions, self.cache)
+        self.analyses = AnalysisRunner(
+            self.sessions,
+            self._analyze,
+            RunnerLimits(
+                time_limit_seconds=settings.analysis_soft_time_limit_seconds,
+                stale_after_seconds=settings.analysis_stuck_after_seconds,
+                max_attempts=settings.analysis_max_attempts,
+                delay_seconds=settings.analysis_task_delay_seconds,
+            ),
+        )
+        self.reaper = AnalysisReaper(
+            self.sessions,
+            self.tasks,
+            ReaperLimits(
+                stuck_after_seconds=settings.analysis_stuck_after_seconds,
+                requeue_after_seconds=settings.analysis_requeue_after_seconds,
+                max_attempts=settings.analysis_max_attempts,
+            ),
+        )
+        self.retention = RetentionCleanup(
+            self.sessions,
+            self.cache,
+            max_age_days=settings.retention_max_age_days,
+            # Well within the task's soft time limit; what is left waits for the next run.
+            budget_seconds=settings.analysis_soft_time_limit_seconds * 0.8,
+        )
+        self.warmer = SummaryWarmer(
+            self.sessions, self.quality, shared_cache=settings.cache_backend == "redis"
+        )
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` to completion on this process's loop, in the caller's context.
+
+        The copy carries the task's request id and log bindings into the coroutine; by default a
+        Runner would use the context it was created in.
+        """
+        return self._loop.run(coroutine, context=contextvars.copy_context())
+
+    async def _analyze(self, charge_id: int, rules: str, baseline: BaselineMap | None) -> Mapping[str, Any]:
+        known = (
+            {name: Baseline(center=b["center"], sigma=b["sigma"]) for name, b in baseline.items()}
+            if baseline
+            else None
+        )
+        return await self.quality.analyze_charge(charge_id, cast(RuleSet, rules), known)
+
+    async def _aclose(self) -> None:
+        await self.tasks.close()
+        await self.cache.close()
+        await self.engine.dispose()
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self._aclose())
+        except Exception as exc:  # closing must not hide why the process is going away
+            log.warning("runtime_close_failed", error=repr(exc))
+        finally:
+            self._loop.close()
+
+
+def runtime_for(app: Celery) -> WorkerRuntime:
+    """This process's runtime for ``app``, built on first use (and again after a fork)."""
+    runtime: WorkerRuntime | None = getattr(app, "erp_runtime", None)
+    if runtime is None or runtime.pid != os.getpid():
+        runtime = WorkerRuntime(app.erp_settings, app)
+        app.erp_runtime = runtime
+    return runtime
+
+
+def discard_runtime(app: Celery) -> None:
+    """Close and forget this process's runtime (at shutdown, or when its loop may be broken)."""
+    runtime: WorkerRuntime | None = getattr(app, "erp_runtime", None)
+    app.erp_runtime = None
+    if runtime is not None and runtime.pid == os.getpid():
+        runtime.close()

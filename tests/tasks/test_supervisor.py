@@ -1,0 +1,70 @@
+"""``make run``'s supervisor: Ctrl-C stops every child; one child dying stops the rest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.server import ROOT
+
+pytestmark = pytest.mark.slow
+
+# A stand-in for the API, worker and beat: records its pid, then waits for SIGTERM (or exits with CODE).
+CHILD = """
+import os, signal, sys, time
+open(sys.argv[1], "w").write(str(os.getpid()))
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+if sys.argv[2] != "forever":
+    time.sleep(float(sys.argv[2])); sys.exit(3)
+while True: time.sleep(0.05)
+"""
+
+
+def start_supervisor(tmp_path: Path, lifetimes: list[str]) -> subprocess.Popen[bytes]:
+    commands = {
+        f"child{i}": [sys.executable, "-c", CHILD, str(tmp_path / f"child{i}.pid"), life]
+        for i, life in enumerate(lifetimes)
+    }
+    program = f"import sys; from tasks.supervisor import Supervisor; sys.exit(Supervisor({commands!r}).run())"
+    return subprocess.Popen([sys.executable, "-c", program], cwd=ROOT, stderr=subprocess.PIPE)
+
+
+def child_pids(tmp_path: Path, count: int) -> list[int]:
+    deadline = time.monotonic() + 20
+    paths = [tmp_path / f"child{i}.pid" for i in range(count)]
+    while time.monotonic() < deadline:
+        if all(path.exists() and path.read_text() for path in paths):
+            return [int(path.read_text()) for path in paths]
+        time.sleep(0.05)
+    raise TimeoutError("children did not start")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_stops_every_child_and_waits_for_them(tmp_path: Path) -> None:
+    supervisor = start_supervisor(tmp_path, ["forever", "forever", "forever"])
+    pids = child_pids(tmp_path, 3)
+    supervisor.send_signal(signal.SIGINT)
+    assert supervisor.wait(timeout=20) == 0
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_a_child_that_exits_stops_the_others(tmp_path: Path) -> None:
+    supervisor = start_supervisor(tmp_path, ["forever", "0.5", "forever"])
+    pids = child_pids(tmp_path, 3)
+    assert supervisor.wait(timeout=20) == 3
+    assert not any(alive(pid) for pid in pids)
+    assert supervisor.stderr is not None
+    assert b"child1 exited with 3; stopping the others" in supervisor.stderr.read()
