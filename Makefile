@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run serve migrate seed test lint format bench loadtest worker clean
+.PHONY: install run serve migrate seed test lint format bench loadtest worker beat clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,19 @@ migrate: install
 seed: migrate
 	$(BIN)/python -m erp_api seed
 
+# Prints the local admin key (kept in var/admin-key, mode 0600; created on first start), then runs
+# the API, a worker and beat together; Ctrl-C stops all three.
 run: seed
-	$(BIN)/python -m erp_api serve
+	$(BIN)/python -m erp_api keys local-admin
+	$(BIN)/python -m tasks run-all
+
+# A Celery worker on every queue (high_priority, aggregations, maintenance).
+worker: migrate
+	$(BIN)/python -m tasks worker
+
+# The scheduler of the periodic jobs; run exactly one.
+beat: install
+	$(BIN)/python -m tasks beat
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

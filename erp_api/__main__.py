@@ -1,4 +1,4 @@
-"""Command line: ``python -m erp_api migrate | seed | serve``."""
+"""Command line: ``python -m erp_api migrate | seed | serve | keys ...``."""
 
 from __future__ import annotations
 
@@ -6,19 +6,27 @@ import argparse
 import asyncio
 import sys
 
+from erp_api.security.cli import add_key_commands, run_key_command
 from erp_api.settings import Settings, SettingsError, load_settings
 
 
 async def _seed(settings: Settings) -> None:
     from erp_api.db import create_engine, create_session_factory
-    from erp_api.demo import seed_charges
+    from erp_api.demo import seed_charges, seed_quality
 
     engine = create_engine(settings)
     try:
-        added = await seed_charges(create_session_factory(engine))
+        sessions = create_session_factory(engine)
+        added = await seed_charges(sessions)
+        specs, measurements = await seed_quality(sessions)
     finally:
         await engine.dispose()
-    print(f"demo data: {added} charges added" if added else "demo data: already present, nothing added")
+    print(f"demo data: {added} charges added" if added else "demo data: charges already present")
+    print(
+        f"demo data: {specs} quality specs and {measurements} measurements added"
+        if specs
+        else "demo data: quality specs already present"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("seed", help="add demo data to an empty database")
     commands.add_parser("serve", help="serve the API with uvicorn on ERP_HOST:ERP_PORT")
+    add_key_commands(commands)
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -34,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
 
+    if args.command == "keys":
+        return asyncio.run(run_key_command(args, settings))
     if args.command == "migrate":
         from erp_api.migrate import upgrade
 
@@ -43,12 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "serve":
         import uvicorn
 
+        from erp_api.observability.logging import configure_logging
+        from erp_api.observability.multiprocess import prepare_workers
+
+        # Before any worker imports the app: they must all write metrics to one, emptied directory.
+        prepare_workers(settings)
+        configure_logging(settings.log_level)
         uvicorn.run(
             "erp_api.app:create_app",
             factory=True,
             host=settings.host,
             port=settings.port,
+            workers=settings.workers,
             log_level="warning",
+            log_config=None,  # records go to the JSON handler configure_logging() installed
+            access_log=False,  # the app writes its own access line per request
             timeout_graceful_shutdown=10,
         )
     return 0

@@ -12,7 +12,12 @@ from cache import CacheManager
 from erp_api.settings import Settings
 
 if TYPE_CHECKING:
+    from erp_api.analyses.jobs import JobStatusService
+    from erp_api.analyses.service import AnalysisService
     from erp_api.charges.service import ChargeService
+    from erp_api.quality.ingest import MeasurementIngestor
+    from erp_api.quality.service import QualityService
+    from erp_api.security.state import SecurityServices
 
 
 @dataclass
@@ -22,6 +27,11 @@ class AppContext:
     sessions: async_sessionmaker[AsyncSession]
     cache: CacheManager
     charges: ChargeService
+    quality: QualityService
+    ingestor: MeasurementIngestor
+    analyses: AnalysisService
+    jobs: JobStatusService
+    security: SecurityServices
 
 
 def context(request: Request) -> AppContext:

@@ -80,9 +80,13 @@ def _check_json_content_type(request: Request) -> None:
 
 async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
     """Parse and validate a JSON body into ``model``: 415, 413, 400 or 422 on bad input."""
+    return parse_json(await read_json_body(request, max_bytes), model)
+
+
+async def read_json_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body of a JSON request (415, 413 on bad input), for routes that pick the model by shape."""
     _check_json_content_type(request)
-    body = await read_body(request, max_bytes)
-    return parse_json(body, model)
+    return await read_body(request, max_bytes)
 
 
 def parse_json(body: bytes, model: type[M]) -> M:

@@ -4,5 +4,7 @@ from __future__ import annotations
 
 
 def load_all() -> None:
-    import erp_api.charges.models  # noqa: F401
-    import erp_api.quality.models  # noqa: F401
+    import erp_api.analyses.models
+    import erp_api.charges.models
+    import erp_api.quality.models
+    import erp_api.security.models  # noqa: F401

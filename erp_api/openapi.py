@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document, generated from the routes and the pydantic models they declare.
 
 Endpoints carry an ``Operation`` (attached with ``describe``); the document walks the app's routes,
-so a route that exists is a route that is documented.
+so a route that exists is a route that is documented. Given the access policy (``access``), each
+operation also documents its bearer-key security, the role it needs, and the 401/403/429 answers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,22 @@ from starlette.routing import BaseRoute, Mount, Route
 from erp_api import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
+Access = Callable[[str, str], str | None]
+"""(method, route template) -> the role an operation needs, or None for a public one."""
+
+BEARER_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key: `Authorization: Bearer <key>` (created with `python -m erp_api keys create`)",
+}
+# Every body is parsed (400), bounded (413), typed (415) and validated (422) the same way.
+BODY_ERRORS = frozenset({400, 413, 415, 422})
+RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "Retry-After": {"required": True, "schema": {"type": "integer"}, "description": "Seconds to wait"},
+    "RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests per window"},
+    "RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "Requests left now"},
+    "RateLimit-Reset": {"schema": {"type": "integer"}, "description": "Seconds until the full quota is back"},
+}
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -54,6 +71,8 @@ class Operation:
     responses: Mapping[int, type[BaseModel] | None] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Path parameters are integer ids unless this model describes them.
+    path: type[BaseModel] | None = None
 
 
 def describe(operation: Operation) -> Callable[[F], F]:
@@ -82,18 +101,21 @@ def _path_template(path: str) -> tuple[str, list[str]]:
 def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[dict[str, Any]]:
     params = []
     for name, info in model.model_fields.items():
+        wire_name = info.alias or name
         params.append(
             {
-                "name": name,
+                "name": wire_name,
                 "in": "query",
                 "required": info.is_required(),
-                "schema": schema["properties"][name],
+                "schema": schema["properties"][wire_name],
             }
         )
     return params
 
 
-def build_openapi(routes: Iterable[BaseRoute], title: str = "erp-api") -> dict[str, Any]:
+def build_openapi(
+    routes: Iterable[BaseRoute], title: str = "erp-api", access: Access | None = None
+) -> dict[str, Any]:
     entries = [(path, route, getattr(route.endpoint, "__openapi__", None)) for path, route in _walk(routes)]
     models: set[type[BaseModel]] = set()
     for _, _, op in entries:
@@ -113,6 +135,7 @@ def build_openapi(routes: Iterable[BaseRoute], title: str = "erp-api") -> dict[s
         if op is None:
             continue
         template, names = _path_template(path)
+        path_schemas = op.path.model_json_schema()["properties"] if op.path is not None else {}
         for method in sorted((route.methods or set()) - {"HEAD"}):
             operation: dict[str, Any] = {
                 "summary": op.summary,
@@ -123,7 +146,7 @@ def build_openapi(routes: Iterable[BaseRoute], title: str = "erp-api") -> dict[s
                         "name": name,
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "integer", "minimum": 1},
+                        "schema": path_schemas.get(name, {"type": "integer", "minimum": 1}),
                     }
                     for name in names
                 ]
@@ -155,20 +178,39 @@ def build_openapi(routes: Iterable[BaseRoute], title: str = "erp-api") -> dict[s
                     schema = keyed.get((model, "validation")) or keyed[(model, "serialization")]
                     response["content"] = {"application/json": {"schema": schema}}
                 operation["responses"][str(status)] = response
-            for status in sorted({*op.errors, 422} if op.body or op.query else set(op.errors)):
+            errors = set(op.errors) | (BODY_ERRORS if op.body else set()) | ({422} if op.query else set())
+            if access is not None:
+                errors |= _secure(operation, access(method, path))
+            for status in sorted(errors):
                 operation["responses"][str(status)] = {
                     "description": _reason(status),
                     "content": {
                         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
                     },
                 }
+                if status == 429:
+                    operation["responses"]["429"]["headers"] = RATE_LIMIT_HEADERS
             paths.setdefault(template, {})[method.lower()] = operation
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": __version__},
         "paths": paths,
         "components": {"schemas": components},
     }
+    if access is not None:
+        document["components"]["securitySchemes"] = {"bearerAuth": BEARER_SCHEME}
+        document["security"] = [{"bearerAuth": []}]
+    return document
+
+
+def _secure(operation: dict[str, Any], role: str | None) -> set[int]:
+    """Mark ``operation`` public or name its role; returns the error statuses that follow from that."""
+    if role is None:
+        operation["security"] = []
+        return {429}
+    operation["x-required-role"] = role
+    operation["description"] = f"Needs an API key with the {role} role or one above it."
+    return {401, 403, 429}
 
 
 def _is_input(model: type[BaseModel], entries: list[tuple[str, Route, Operation | None]]) -> bool:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 VAR_DIR = Path("var")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class SettingsError(RuntimeError):
@@ -25,6 +27,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     debug: bool = False
+    workers: int = Field(1, ge=1, le=64)
 
     # Database
     database_url: str = f"sqlite+aiosqlite:///{VAR_DIR}/erp.sqlite3"
@@ -47,14 +50,80 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = Field(0.25, gt=0, le=30)
     redis_pool_size: int = Field(50, ge=1, le=1000)
 
-    # Background jobs
+    # Background jobs (tasks/celery_app.py): Redis in production, an embedded SQLite broker by default
     broker_url: str = f"sqla+sqlite:///{VAR_DIR}/broker.sqlite3"
     result_backend_url: str | None = None
+    broker_connect_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    broker_key_prefix: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9:._-]*$")
+    broker_poll_interval_seconds: float = Field(0.1, gt=0, le=10)
+    worker_concurrency: int = Field(2, ge=1, le=64)
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    analysis_soft_time_limit_seconds: float = Field(60.0, gt=0)
+    analysis_hard_time_limit_seconds: float = Field(90.0, gt=0)
+    analysis_max_retries: int = Field(3, ge=0, le=10)
+    analysis_retry_backoff_seconds: float = Field(1.0, gt=0, le=600)
+    analysis_retry_backoff_max_seconds: float = Field(60.0, gt=0, le=3600)
+    broker_visibility_timeout_seconds: float = Field(3600.0, gt=0)
+    analysis_stuck_after_seconds: float = Field(600.0, gt=0)
+    analysis_requeue_after_seconds: float = Field(120.0, gt=0)
+    analysis_max_attempts: int = Field(5, ge=1, le=100)
+    analysis_task_delay_seconds: float = Field(0.0, ge=0, le=600)
+    reaper_interval_seconds: float = Field(60.0, gt=0)
+    cache_warm_interval_seconds: float = Field(300.0, ge=0)
+    retention_enabled: bool = False
+    retention_max_age_days: int = Field(365, ge=1)
+    retention_interval_seconds: float = Field(86_400.0, gt=0)
 
     # Requests
     max_body_bytes: int = Field(1 * 2**20, ge=1024)
     max_batch_body_bytes: int = Field(8 * 2**20, ge=1024)
     request_timeout_seconds: float = Field(30.0, gt=0)
+
+    # Measurement ingestion (erp_api/quality/ingest.py): single measurements arriving within the window
+    # share one INSERT and one commit. Max rows 1 turns grouping off (one transaction per request).
+    ingest_window_ms: float = Field(2.0, ge=0, le=1000)
+    ingest_max_rows_per_commit: int = Field(1000, ge=1, le=5000)
+    ingest_queue_bound: int = Field(10_000, ge=1, le=1_000_000)
+
+    # Observability and HTTP hygiene (erp_api/observability)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = True
+    # Off only to measure what request ids, HTTP metrics and access logs cost (benchmarks).
+    observability_middleware: bool = True
+    # False: /metrics needs an admin key (erp_api/security/roles.py).
+    metrics_public: bool = True
+    # prometheus-client's own variable; `python -m erp_api serve` sets it up for ERP_WORKERS > 1.
+    prometheus_multiproc_dir: Path | None = Field(
+        None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "ERP_PROMETHEUS_MULTIPROC_DIR")
+    )
+    health_timeout_seconds: float = Field(1.0, gt=0, le=30)
+    hsts_max_age_seconds: int = Field(0, ge=0)  # 0: no Strict-Transport-Security header
+    cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    gzip_minimum_bytes: int = Field(1024, ge=0)
+
+    # Security (erp_api/security): API keys, roles, rate limits
+    # Off only to measure what authentication costs (benchmarks): every request then acts as an admin.
+    auth_enabled: bool = True
+    # When set, an admin key with exactly this value exists after start (created once; never re-activated
+    # once revoked). At least 32 characters of a random secret.
+    bootstrap_admin_key: SecretStr | None = Field(None, min_length=32, max_length=256)
+    # How long a worker trusts its last lookup of a key: a revocation reaches every worker within it.
+    auth_cache_ttl_seconds: float = Field(10.0, ge=0, le=3600)
+    auth_cache_max_entries: int = Field(10_000, ge=1)
+    rate_limit_enabled: bool = True
+    # auto: Redis (shared by all workers) when ERP_CACHE_BACKEND=redis, else per-process memory.
+    rate_limit_backend: Literal["auto", "memory", "redis"] = "auto"
+    rate_limit_prefix: str = Field(
+        "erp:ratelimit", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9:._-]+$"
+    )
+    rate_limit_window_seconds: float = Field(60.0, gt=0, le=86_400)
+    # Requests per window: per key for each role, per client address for requests without a valid key.
+    rate_limit_anonymous: int = Field(120, ge=1)
+    rate_limit_viewer: int = Field(1_200, ge=1)
+    rate_limit_operator: int = Field(6_000, ge=1)
+    rate_limit_quality_manager: int = Field(6_000, ge=1)
+    rate_limit_admin: int = Field(12_000, ge=1)
+    rate_limit_max_buckets: int = Field(100_000, ge=1)
 
     @field_validator("database_url")
     @classmethod
@@ -63,11 +132,54 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [origin.strip() for origin in value.split(",") if origin.strip()]
+        for origin in value if isinstance(value, list | tuple) else ():
+            if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin like https://erp.example.com (no path)")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("bootstrap_admin_key", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "sqla+sqlite://")):
+            raise ValueError("must start with redis://, rediss:// or sqla+sqlite:// (the embedded broker)")
+        return value
+
+    @field_validator("analysis_hard_time_limit_seconds")
+    @classmethod
+    def _hard_after_soft(cls, value: float, info: ValidationInfo) -> float:
+        soft = info.data.get("analysis_soft_time_limit_seconds")
+        if soft is not None and value <= soft:
+            raise ValueError(f"must exceed ERP_ANALYSIS_SOFT_TIME_LIMIT_SECONDS ({soft})")
+        return value
+
+    @field_validator("broker_visibility_timeout_seconds", "analysis_stuck_after_seconds")
+    @classmethod
+    def _longer_than_a_task(cls, value: float, info: ValidationInfo) -> float:
+        # A message redelivered (or an analysis reaped) while its task still runs would run twice.
+        hard = info.data.get("analysis_hard_time_limit_seconds")
+        backoff = info.data.get("analysis_retry_backoff_max_seconds")
+        if hard is not None and backoff is not None and value <= hard + backoff:
+            raise ValueError(
+                "must exceed ERP_ANALYSIS_HARD_TIME_LIMIT_SECONDS + ERP_ANALYSIS_RETRY_BACKOFF_MAX_SECONDS "
+                f"({hard + backoff})"
+            )
         return value
 
     @cached_property
@@ -83,6 +195,9 @@ class Settings(BaseSettings):
         return None if path in {"", ":memory:"} else Path(path)
 
 
+_SECRET_FIELDS = frozenset({"bootstrap_admin_key"})
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read and validate the settings; a bad value raises SettingsError naming its variable."""
     try:
@@ -91,4 +206,5 @@ def load_settings(**overrides: object) -> Settings:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "?"
         message = error["msg"].removeprefix("Value error, ")
-        raise SettingsError(f"ERP_{field.upper()}: {message} (got {error.get('input')!r})") from None
+        shown = "a hidden value" if field in _SECRET_FIELDS else repr(error.get("input"))
+        raise SettingsError(f"ERP_{field.upper()}: {message} (got {shown})") from None

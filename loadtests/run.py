@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--users", type=int, default=int(os.environ.get("ERP_LOAD_USERS", "20")))
-    parser.add_argument("--run-time", default=os.environ.get("ERP_LOAD_RUN_TIME", "30s"))
+    parser.add_argument("--users", type=int, default=int(os.environ.get("ERP_LOAD_USERS", "10")))
+    parser.add_argument("--run-time", default=os.environ.get("ERP_LOAD_RUN_TIME", "60s"))
     parser.add_argument("--spike", action="store_true", help="step to 3x the users for the middle third")
     parser.add_argument(
         "--stack", choices=["default", "postgres-redis"], default=os.environ.get("ERP_LOAD_STACK", "default")

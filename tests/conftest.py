@@ -1,10 +1,14 @@
-"""Fixtures shared by the whole suite: migrated databases (SQLite and PostgreSQL), settings, app, client."""
+"""Fixtures shared by the whole suite: migrated databases (SQLite and PostgreSQL), settings, app, clients.
+
+``client`` is authenticated with the bootstrap admin key ``TEST_ADMIN_KEY``; ``client_as(role)``
+gives a client holding a new key of any role.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -13,8 +17,12 @@ from starlette.applications import Starlette
 
 from erp_api.app import create_app
 from erp_api.migrate import upgrade
+from erp_api.security.roles import Role
 from erp_api.settings import Settings, load_settings
 from tests import services
+
+TEST_ADMIN_KEY = "erp_test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz"
+BASE_URL = "http://testserver"
 
 TABLES_IN_DELETE_ORDER_SQL = """
 SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'
@@ -68,12 +76,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(autouse=True)
+def _auth_off_for_apps_built_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps a test builds from the environment alone (its own ``load_settings()``, a server process)
+    serve without authentication unless the test turns it on; the ``settings`` fixture and the
+    security tests always turn it on."""
+    monkeypatch.setenv("ERP_AUTH_ENABLED", "false")
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return load_settings(
         database_url=database_url,
         cache_backend="memory",
         broker_url=f"sqla+sqlite:///{tmp_path}/broker.sqlite3",
+        auth_enabled=True,
+        bootstrap_admin_key=TEST_ADMIN_KEY,
     )
 
 
@@ -86,6 +108,27 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 
 @pytest.fixture
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` holding the bootstrap admin key."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url=BASE_URL, headers=bearer(TEST_ADMIN_KEY)
+    ) as http:
         yield http
+
+
+@pytest.fixture
+async def client_as(app: Starlette) -> AsyncIterator[Callable[[str], Awaitable[httpx.AsyncClient]]]:
+    """``await client_as("operator")``: a client of ``app`` holding a new key of that role."""
+    opened: list[httpx.AsyncClient] = []
+
+    async def make(role: str) -> httpx.AsyncClient:
+        _row, key = await app.state.context.security.keys.create(role=Role(role), name=f"test {role}")
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL, headers=bearer(key)
+        )
+        opened.append(http)
+        return http
+
+    yield make
+    for http in opened:
+        await http.aclose()

@@ -1,7 +1,8 @@
 """Use cases of the charges package, shared by the HTTP routes and background tasks.
 
-Every write commits, then invalidates the cache tags it affected, then returns; reads come from the
-cache as ready-to-send JSON bytes and touch the database only on a miss.
+Every write records itself in the audit trail in its own transaction, commits, then invalidates the
+cache tags it affected, then returns; reads come from the cache as ready-to-send JSON bytes and touch
+the database only on a miss.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from erp_api.charges.schemas import ChargeCreate, ChargeListQuery, ChargeUpdate
 from erp_api.charges.states import ChargeStatus, IllegalTransition, check_transition, is_deletable
 from erp_api.errors import Conflict, NotFound, PreconditionFailed
 from erp_api.pagination import decode_cursor, encode_cursor
+from erp_api.security import audit
 
 NAMESPACE = "charges"
+AUDIT_ENTITY = "charge"
 # A PATCH without If-Match retries this often when a concurrent writer moves the version under it.
 MAX_UPDATE_ATTEMPTS = 3
 
@@ -121,6 +124,13 @@ class ChargeService:
                     index = next(i for i, number in enumerate(numbers) if number in taken)
                     raise _duplicate(numbers[index], index if len(items) > 1 else None)
                 charges = await repository.insert_many([item.model_dump() for item in items])
+                await audit.record_many(
+                    session,
+                    [
+                        audit.AuditEntry(AUDIT_ENTITY, charge.id, "create", after=_audited(charge))
+                        for charge in charges
+                    ],
+                )
         except IntegrityError:
             # Lost a race with a concurrent insert of the same number.
             raise Conflict("a charge_number in the request was created concurrently; retry") from None
@@ -147,7 +157,18 @@ class ChargeService:
                         f"charge {charge_id} has changed; its current ETag is {etag}", headers={"ETag": etag}
                     )
                 before = charge_tags.ChargeFacets.of(current)
+                # Taken now: the UPDATE ... RETURNING refreshes ``current`` in place.
+                old_values = _audited(current)
                 updated = await repository.update_if_version(charge_id, current.version, values)
+                if updated is not None:
+                    await audit.record(
+                        session,
+                        entity=AUDIT_ENTITY,
+                        entity_id=charge_id,
+                        action="update",
+                        before=old_values,
+                        after=_audited(updated),
+                    )
             if updated is None:
                 if if_match is not None:
                     raise PreconditionFailed(f"charge {charge_id} changed while it was being updated")
@@ -170,10 +191,19 @@ class ChargeService:
                     str(exc),
                     extra={"current": exc.current.value, "allowed": [status.value for status in exc.allowed]},
                 ) from None
+            old_values = _audited(current)
             updated = await repository.update_if_version(charge_id, current.version, {"status": target.value})
             if updated is None:
                 raise Conflict(f"charge {charge_id} changed concurrently; retry")
             await repository.record_status_change(charge_id, before.status, target.value, reason)
+            await audit.record(
+                session,
+                entity=AUDIT_ENTITY,
+                entity_id=charge_id,
+                action="transition",
+                before=old_values,
+                after=_audited(updated),
+            )
         await self._cache.invalidate_tags(
             charge_tags.tags_for_change(before, charge_tags.ChargeFacets.of(updated))
         )
@@ -191,6 +221,9 @@ class ChargeService:
                     f"charge {charge_id} is {current.status}; only planned charges can be deleted",
                     extra={"current": current.status},
                 )
+            await audit.record(
+                session, entity=AUDIT_ENTITY, entity_id=charge_id, action="delete", before=_audited(current)
+            )
         await self._cache.invalidate_tags(charge_tags.tags_for_change(before))
 
 
@@ -199,6 +232,13 @@ async def _existing(repository: ChargeRepository, charge_id: int, *, for_update:
     if charge is None:
         raise NotFound(f"charge {charge_id} does not exist")
     return charge
+
+
+def _audited(charge: Charge) -> dict[str, Any]:
+    """What the audit trail keeps of a charge: its fields as the API shows them, bar the update time."""
+    values = charge_dict(charge)
+    del values["updated_at"]
+    return values
 
 
 def _duplicate(number: str, index: int | None) -> Conflict:

@@ -1,0 +1,209 @@
+"""Every metric erp-api exports, with stable names, and the small functions other packages call.
+
+The metrics live in prometheus-client's default registry. With ``PROMETHEUS_MULTIPROC_DIR`` set
+before this module is imported, their values are kept in files shared by all worker processes
+(see ``multiprocess.py``); each gauge therefore declares how the workers' values combine.
+
+Label values are always bounded sets (route templates, namespaces, task names, outcomes), never
+raw user input.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+# The *_created series double the exposition and multiprocess mode cannot produce them anyway.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# 1 ms to 10 s; 0.15 s is the latency objective, so the fraction of requests under it is exact.
+HTTP_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+DB_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+JOB_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+# HTTP (recorded by middleware.ObservabilityMiddleware)
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by method, route template and status code",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from receiving a request to sending the last byte of its response",
+    ["method", "route"],
+    buckets=HTTP_LATENCY_BUCKETS,
+)
+HTTP_REQUESTS_IN_PROGRESS = Gauge(
+    "http_requests_in_progress",
+    "HTTP requests being served right now",
+    ["method"],
+    multiprocess_mode="livesum",
+)
+
+# Cache (recorded through the CacheManager's on_event callback)
+CACHE_REQUESTS = Counter(
+    "cache_requests_total",
+    "Cache reads by namespace and result: hit, miss, coalesced or bypass (each read ends as one of"
+    " these), and error (a backend failure, counted in addition)",
+    ["namespace", "result"],
+)
+CACHE_EVICTIONS = Counter(
+    "cache_evictions_total",
+    "Entries a bounded cache backend dropped to stay within its limits",
+    ["namespace"],
+)
+
+# Database (recorded by db_metrics.instrument_engine)
+DB_QUERY_DURATION = Histogram(
+    "db_query_duration_seconds",
+    "Time the database driver spent executing one statement, by SQL operation",
+    ["operation"],
+    buckets=DB_LATENCY_BUCKETS,
+)
+DB_POOL_IN_USE = Gauge(
+    "db_pool_connections_in_use",
+    "Database connections checked out of the pool",
+    multiprocess_mode="livesum",
+)
+DB_POOL_CAPACITY = Gauge(
+    "db_pool_connections_max",
+    "Connections the pool may hand out at most (pool size plus overflow)",
+    multiprocess_mode="livesum",
+)
+
+# Measurement ingestion (group commit in erp_api/quality/ingest.py)
+MEASUREMENTS_INGESTED = Counter("measurements_ingested_total", "Measurements committed to the database")
+INGEST_BATCH_SIZE = Histogram(
+    "ingest_batch_size",
+    "Measurements written by one group commit",
+    buckets=BATCH_SIZE_BUCKETS,
+)
+INGEST_QUEUE_DEPTH = Gauge(
+    "ingest_queue_depth",
+    "Measurements waiting for the next group commit",
+    multiprocess_mode="livesum",
+)
+INGEST_QUEUE_WAIT = Histogram(
+    "ingest_queue_wait_seconds",
+    "Time a measurement waited in the ingestion queue before its batch committed",
+    buckets=DB_LATENCY_BUCKETS,
+)
+
+# Quality analyses
+ANALYSES = Counter("analyses_total", "Quality analyses finished, by outcome", ["outcome"])
+ANALYSIS_DURATION = Histogram(
+    "analysis_duration_seconds",
+    "Time one quality analysis took",
+    buckets=JOB_LATENCY_BUCKETS,
+)
+
+# Background jobs (Celery)
+CELERY_QUEUE_LENGTH = Gauge(
+    "celery_queue_length",
+    "Messages waiting in a broker queue, as last sampled",
+    ["queue"],
+    multiprocess_mode="mostrecent",
+)
+CELERY_WORKERS = Gauge(
+    "celery_workers",
+    "Celery workers that answered the last ping",
+    multiprocess_mode="mostrecent",
+)
+CELERY_TASKS = Counter(
+    "celery_tasks_total",
+    "Task executions finished, by task name and outcome (success, failure, retry)",
+    ["task", "outcome"],
+)
+CELERY_TASK_RUNTIME = Histogram(
+    "celery_task_runtime_seconds",
+    "Time a task body ran, by task name",
+    ["task"],
+    buckets=JOB_LATENCY_BUCKETS,
+)
+CELERY_TASK_QUEUE_WAIT = Histogram(
+    "celery_task_queue_wait_seconds",
+    "Time from publishing a task to a worker starting it, by task name",
+    ["task"],
+    buckets=JOB_LATENCY_BUCKETS,
+)
+
+TASK_OUTCOMES = frozenset({"success", "failure", "retry"})
+
+# Resolved label children: .labels() validates and locks on every call, a dict lookup does not.
+_cache_children: dict[tuple[str, str], Counter] = {}
+
+
+def record_cache_event(namespace: str, event: str) -> None:
+    """Count one cache event (see ``cache.stats``); the CacheManager's ``on_event`` callback."""
+    child = _cache_children.get((namespace, event))
+    if child is None:
+        metric = (
+            CACHE_EVICTIONS.labels(namespace)
+            if event == "eviction"
+            else CACHE_REQUESTS.labels(namespace, event)
+        )
+        child = _cache_children[(namespace, event)] = metric
+    child.inc()
+
+
+def observe_ingest_batch(size: int, wait_seconds: float | None = None, stored: int | None = None) -> None:
+    """One commit of ``size`` measurements, ``stored`` of them written (default: all).
+
+    ``wait_seconds``: how long the oldest of them waited in the queue.
+    """
+    MEASUREMENTS_INGESTED.inc(size if stored is None else stored)
+    INGEST_BATCH_SIZE.observe(size)
+    if wait_seconds is not None:
+        INGEST_QUEUE_WAIT.observe(wait_seconds)
+
+
+def set_ingest_queue_depth(depth: int) -> None:
+    """Measurements accepted by this process and not yet committed."""
+    INGEST_QUEUE_DEPTH.set(depth)
+
+
+def observe_analysis(outcome: str, seconds: float) -> None:
+    """A finished quality analysis: ``outcome`` such as ok, anomaly, insufficient_data or error."""
+    ANALYSES.labels(outcome).inc()
+    ANALYSIS_DURATION.observe(seconds)
+
+
+def observe_task_run(task: str, outcome: str, seconds: float) -> None:
+    """A finished task execution; ``outcome`` is success, failure or retry."""
+    if outcome not in TASK_OUTCOMES:
+        raise ValueError(f"task outcome must be one of {sorted(TASK_OUTCOMES)}, not {outcome!r}")
+    CELERY_TASKS.labels(task, outcome).inc()
+    CELERY_TASK_RUNTIME.labels(task).observe(seconds)
+
+
+def observe_task_queue_wait(task: str, seconds: float) -> None:
+    """Time a task spent between being published and a worker starting it."""
+    CELERY_TASK_QUEUE_WAIT.labels(task).observe(max(seconds, 0.0))
+
+
+def set_queue_length(queue: str, length: int) -> None:
+    """Messages waiting in ``queue`` when it was last sampled."""
+    CELERY_QUEUE_LENGTH.labels(queue).set(length)
+
+
+def set_celery_workers(count: int) -> None:
+    """Workers that answered the last ping."""
+    CELERY_WORKERS.set(count)

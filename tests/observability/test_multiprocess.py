@@ -1,0 +1,113 @@
+"""Metrics of several real uvicorn worker processes, merged: any scrape shows the totals of all."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from erp_api.migrate import upgrade
+from erp_api.observability.multiprocess import MULTIPROC_ENV, prepare_workers
+from erp_api.settings import load_settings
+from tests.integration.server import running_server
+from tests.observability.conftest import parse_samples, value
+
+ROUTE = {"method": "GET", "route": "/api/v1/charges/{id}", "status": "404"}
+BATCH = 60
+
+
+def served_per_worker(directory: Path) -> dict[str, float]:
+    """Requests to ROUTE each worker process counted, read from its own counter file."""
+    counts = {}
+    for path in directory.glob("counter_*.db"):
+        merged = MultiProcessCollector.merge([str(path)], accumulate=False)  # type: ignore[no-untyped-call]
+        for family in merged:
+            for sample in family.samples:
+                if sample.name == "http_requests_total" and sample.labels == ROUTE:
+                    counts[path.stem.removeprefix("counter_")] = sample.value
+    return counts
+
+
+def send_batch(base_url: str) -> None:
+    """BATCH requests, each on a new connection, from several threads: the kernel spreads them."""
+
+    no_keep_alive = httpx.Limits(max_keepalive_connections=0)
+    with (
+        httpx.Client(base_url=base_url, timeout=10, limits=no_keep_alive) as http,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+        statuses = pool.map(lambda serial: http.get(f"/api/v1/charges/{serial}").status_code, range(BATCH))
+        assert set(statuses) == {404}
+
+
+@pytest.mark.slow
+def test_two_workers_report_the_combined_request_count(tmp_path: Path) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path}/erp.sqlite3"
+    upgrade(load_settings(database_url=database))
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_999999.db").write_bytes(b"left over from an earlier run")
+    env = {
+        "ERP_DATABASE_URL": database,
+        "ERP_BROKER_URL": f"sqla+sqlite:///{tmp_path}/broker.sqlite3",
+        "ERP_WORKERS": "2",
+        "ERP_ACCESS_LOG": "false",
+        "PROMETHEUS_MULTIPROC_DIR": str(directory),
+    }
+    with running_server(env) as (base_url, _process):
+        sent = 0
+        # Until both workers have served some: new connections are spread by the kernel, not evenly.
+        while sent < 20 * BATCH:
+            send_batch(base_url)
+            sent += BATCH
+            if len([count for count in served_per_worker(directory).values() if count > 0]) >= 2:
+                break
+        # A request is counted just after its response went out: let the last ones land.
+        deadline = time.monotonic() + 5
+        while sum(served_per_worker(directory).values()) < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        per_worker = served_per_worker(directory)
+        scrapes = [httpx.get(f"{base_url}/metrics", timeout=10) for _ in range(8)]
+
+    assert not (directory / "counter_999999.db").exists(), "the parent empties the directory at start"
+    assert len([count for count in per_worker.values() if count > 0]) == 2
+    assert sum(per_worker.values()) == sent
+    for scrape in scrapes:
+        assert scrape.status_code == 200
+        assert value(parse_samples(scrape.text), "http_requests_total", **ROUTE) == sent
+        in_progress = parse_samples(scrape.text)
+        assert value(in_progress, "http_requests_in_progress", method="GET") == 0
+    # Workers that shut down cleanly take their live gauges with them.
+    assert not list(directory.glob("gauge_livesum_*.db"))
+
+
+def test_the_parent_empties_the_directory_and_hands_it_to_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "histogram_12345.db").write_bytes(b"stale")
+    (directory / "keep.txt").write_text("not a metrics file")
+    used = prepare_workers(load_settings(workers=2, prometheus_multiproc_dir=directory))
+    assert used == directory.resolve()
+    assert sorted(path.name for path in directory.iterdir()) == ["keep.txt"]
+    assert os.environ[MULTIPROC_ENV] == str(directory.resolve())
+
+
+def test_one_worker_without_a_directory_keeps_metrics_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    assert prepare_workers(load_settings(workers=1)) is None
+    assert MULTIPROC_ENV not in os.environ
+
+
+def test_the_directory_comes_from_prometheus_own_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    assert load_settings().prometheus_multiproc_dir == tmp_path
