@@ -49,7 +49,7 @@ bench: install
 
 loadtest: install
 	$(BIN)/python -m loadtests.run $(LOADTEST_ARGS)
-	$(BIN)/python -m loadtests.run --spike --name loadtest-spike $(LOADTEST_ARGS)
+	$(BIN)/python -m loadtests.run --spike $(LOADTEST_ARGS)
 
 format: install
 	$(BIN)/ruff check --fix .

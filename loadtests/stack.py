@@ -1,12 +1,13 @@
 """Start the whole service for a load run: migrate, seed, API server and a Celery worker.
 
 ``default`` is the embedded stack (SQLite, memory cache, SQLite broker) in ``var/loadtest/``;
-``postgres-redis`` uses the local PostgreSQL (database ``erp_loadtest``) and Redis.
+``postgres-redis`` uses the local PostgreSQL (database ``erp_loadtest``, made anew) and Redis.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,7 +33,7 @@ def _free_port() -> int:
         return port
 
 
-def _ensure_postgres_database(name: str) -> str:
+def _fresh_postgres_database(name: str) -> str:
     import asyncio
 
     import asyncpg
@@ -40,8 +41,8 @@ def _ensure_postgres_database(name: str) -> str:
     async def create() -> None:
         conn = await asyncpg.connect(POSTGRES_ADMIN, timeout=5)
         try:
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
 
@@ -58,8 +59,11 @@ class Stack:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.admin_key = admin_key
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.log_path = ROOT / "reports" / f"stack-{kind}.log"
 
     def environment(self) -> dict[str, str]:
+        # Every run starts from the demo data alone, so runs are comparable (earlier runs add rows).
+        shutil.rmtree(DATA, ignore_errors=True)
         DATA.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
@@ -71,10 +75,10 @@ class Stack:
         }
         if self.kind == "postgres-redis":
             env.update(
-                ERP_DATABASE_URL=_ensure_postgres_database(LOAD_DATABASE),
+                ERP_DATABASE_URL=_fresh_postgres_database(LOAD_DATABASE),
                 ERP_CACHE_BACKEND="redis",
                 ERP_REDIS_URL=f"{REDIS}/0",
-                ERP_CACHE_PREFIX="erp-loadtest",
+                ERP_CACHE_PREFIX=f"erp-loadtest-{os.getpid()}",
                 ERP_BROKER_URL=f"{REDIS}/1",
             )
         else:
@@ -87,11 +91,17 @@ class Stack:
 
     def __enter__(self) -> Stack:
         env = self.environment()
+        self.log_path.parent.mkdir(exist_ok=True)
+        # The service's JSON logs go to a file next to the reports, not into the run's summary.
+        log = self.log_path.open("wb")
         for command in ("migrate", "seed"):
             subprocess.run(
                 [sys.executable, "-m", "erp_api", command], env=env, cwd=ROOT, check=True, timeout=600
             )
-        self.processes.append(subprocess.Popen([sys.executable, "-m", "erp_api", "serve"], env=env, cwd=ROOT))
+        server = [sys.executable, "-m", "erp_api", "serve"]
+        self.processes.append(
+            subprocess.Popen(server, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        )
         if (ROOT / "tasks" / "celery_app.py").exists():
             worker = [
                 sys.executable,
@@ -102,7 +112,12 @@ class Stack:
                 "worker",
                 "--loglevel=WARNING",
             ]
-            self.processes.append(subprocess.Popen([*worker, "--concurrency=1"], env=env, cwd=ROOT))
+            self.processes.append(
+                subprocess.Popen(
+                    [*worker, "--concurrency=1"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+        log.close()
         self._wait_until_serving()
         return self
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -65,13 +66,18 @@ async def submit_analysis(request: Request) -> Response:
     key = idempotency_key(request)
     data = await read_json(request, AnalysisCreate, ctx.settings.max_body_bytes)
     submission = await ctx.analyses.submit(
-        charge_id, data, idempotency_key=key, request_id=current_request_id()
+        charge_id, data, idempotency_key=key, request_id=current_request_id(), publish=False
     )
     analysis = submission.analysis
     headers = {"Location": status_url(analysis.id)}
     if not submission.created:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(accepted_dict(analysis), 202, headers)
+    response = json_response(accepted_dict(analysis), 202, headers)
+    if submission.created:
+        # The analysis is committed, so the 202 need not wait for the broker: publish right after
+        # the response (a publish that fails or never happens is redone by the reaper).
+        response.background = BackgroundTask(ctx.analyses.publish, analysis.id)
+    return response
 
 
 @describe(

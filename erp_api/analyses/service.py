@@ -47,8 +47,13 @@ class AnalysisService:
         *,
         idempotency_key: str | None = None,
         request_id: str | None = None,
+        publish: bool = True,
     ) -> Submission:
-        """Store a queued analysis and publish it; a repeated Idempotency-Key returns the first one."""
+        """Store a queued analysis and publish it; a repeated Idempotency-Key returns the first one.
+
+        ``publish=False`` leaves publishing a new analysis to the caller (``publish``), e.g. after
+        the HTTP response; one never published is picked up by the reaper all the same.
+        """
         baseline = request.model_dump(mode="json")["baseline"]
         fingerprint = request_fingerprint(charge_id, request.rules, baseline)
         if idempotency_key is not None:
@@ -86,14 +91,16 @@ class AnalysisService:
             if winner is None:
                 raise NotFound(f"charge {charge_id} does not exist") from None
             return Submission(_same_request(winner, fingerprint, idempotency_key or ""), created=False)
-        await self._publish(analysis.id)
+        if publish:
+            await self.publish(analysis.id)
         return Submission(analysis, created=True)
 
     async def _by_key(self, key: str) -> AnomalyAnalysis | None:
         async with self._sessions() as session:
             return await AnalysisRepository(session).by_idempotency_key(key)
 
-    async def _publish(self, analysis_id: int) -> None:
+    async def publish(self, analysis_id: int) -> None:
+        """Send a committed analysis to the workers; a broker failure is logged, never raised."""
         try:
             await self._tasks.enqueue_analysis(analysis_id)
         except BrokerUnavailable as exc:
