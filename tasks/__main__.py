@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run-all":
         from tasks.supervisor import run_all
 
+        print(
+            f"serving http://{settings.host}:{settings.port}/api/v1 (OpenAPI at /openapi.json); Ctrl-C stops",
+            file=sys.stderr,
+        )
         return run_all()
     if command == "worker" and settings.worker_metrics_port:
         _prepare_multiprocess_metrics(WORKER_METRICS_DIR)
