@@ -16,11 +16,8 @@ compete for the same cores. The tables quote medians.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -28,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks import wrk
-from benchmarks.common import RESULTS, ROOT, free_port, machine, median, run_cli, write_result
+from benchmarks.common import RESULTS, free_port, machine, median, run_cli, serve_process, write_result
 
 ROUNDS = 6
 SECONDS = 2
@@ -55,32 +52,10 @@ def serve(env: Mapping[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
     """``python -m erp_api serve`` with stdout (the JSON log) going to ``log_path``: (URL, pid)."""
     port = free_port()
     # One hash seed for all: dict layouts then differ between the servers only where their code does.
-    full_env = {**os.environ, **env, "ERP_HOST": "127.0.0.1", "ERP_PORT": str(port), "PYTHONHASHSEED": "0"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "erp_api", "serve"], cwd=ROOT, env=full_env, stdout=log
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"server exited with {process.returncode}")
-                try:
-                    httpx.get(f"{base_url}/health", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
-            yield base_url, process.pid
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    full_env = {**env, "ERP_HOST": "127.0.0.1", "ERP_PORT": str(port), "PYTHONHASHSEED": "0"}
+    command = [sys.executable, "-m", "erp_api", "serve"]
+    with log_path.open("wb") as log, serve_process(command, full_env, port, stdout=log) as (url, process):
+        yield url, process.pid
 
 
 def cpu_seconds(pid: int) -> float:
