@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from erp_api.app import create_app
 from erp_api.charges.documents import unpack_document
-from erp_api.context import context
+from erp_api.resources import resources
 
 
 def create_bench_app() -> Starlette:
@@ -22,7 +22,7 @@ def create_bench_app() -> Starlette:
 
     async def bare_charge(request: Request) -> Response:
         if not body:
-            body.append(unpack_document(await context(request).charges.document(1))[1])
+            body.append(unpack_document(await resources(request).charges.document(1))[1])
         return Response(body[0], media_type="application/json")
 
     app.router.routes.insert(0, Route("/bench/bare-charge", bare_charge, methods=["GET"]))

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from erp_api.quality.spc import analyse_series, spc_report
-from erp_api.quality.spc_rules import RULE_SETS, RuleName, find_violations, rule_mask, rule_masks
+from erp_api.quality.spc.rules import RULE_SETS, RuleName, find_violations, rule_mask, rule_masks
+from erp_api.quality.spc.series import analyse_series, spc_report
 
 TARGET_MS = 200.0
 N_LARGE = 100_000

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 def load_all() -> None:
     import erp_api.analyses.models
+    import erp_api.audit.models
     import erp_api.charges.models
+    import erp_api.jobs.models
     import erp_api.quality.models
     import erp_api.security.models  # noqa: F401

@@ -6,10 +6,10 @@ from typing import Any
 
 from celery import Celery
 
+from erp_api.jobs.names import WARM_TASK
+from erp_api.jobs.schedule import WARM_JOB
 from tasks.instrumentation import job_execution
-from tasks.names import WARM_TASK
 from tasks.runtime import runtime_for
-from tasks.schedule import WARM_JOB
 
 
 def warm_quality_summaries(task: Any) -> dict[str, Any]:

@@ -11,12 +11,12 @@ from typing import Any
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from erp_api.analyses.dispatch import ANALYSIS_JOB
-from erp_api.analyses.failures import describe_failure, is_transient
 from erp_api.analyses.runner import Outcome
+from erp_api.jobs.dispatch import ANALYSIS_JOB
+from erp_api.jobs.failures import describe_failure, is_transient
+from erp_api.jobs.names import ANALYSIS_TASK
 from erp_api.settings import Settings
 from tasks.instrumentation import backoff_seconds, job_execution, log
-from tasks.names import ANALYSIS_TASK
 from tasks.runtime import discard_runtime, runtime_for
 
 

@@ -18,9 +18,9 @@ from typing import Any
 import structlog
 from celery.exceptions import Retry
 
-from erp_api.analyses.failures import describe_failure
-from erp_api.analyses.job_runs import FinishedRun, RunStatus, record_run
 from erp_api.db import utcnow
+from erp_api.jobs.failures import describe_failure
+from erp_api.jobs.runs import FinishedRun, RunStatus, record_run
 from erp_api.observability.metrics import observe_task_queue_wait, observe_task_run
 from erp_api.observability.request_id import bind_request_id, reset_request_id
 from tasks.runtime import runtime_for

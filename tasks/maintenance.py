@@ -6,11 +6,11 @@ from typing import Any
 
 from celery import Celery
 
+from erp_api.jobs.names import REAP_TASK, RETENTION_TASK
+from erp_api.jobs.schedule import REAP_JOB, RETENTION_JOB
 from erp_api.settings import Settings
 from tasks.instrumentation import job_execution
-from tasks.names import REAP_TASK, RETENTION_TASK
 from tasks.runtime import runtime_for
-from tasks.schedule import REAP_JOB, RETENTION_JOB
 
 
 def reap_analyses(task: Any) -> dict[str, Any]:

@@ -19,16 +19,13 @@ import structlog
 from celery import Celery
 
 from erp_api.analyses.reaper import AnalysisReaper, ReaperLimits
-from erp_api.analyses.retention import RetentionCleanup
 from erp_api.analyses.runner import AnalysisRunner, BaselineMap, RunnerLimits
-from erp_api.analyses.warming import SummaryWarmer
-from erp_api.app import build_cache
-from erp_api.db import create_engine, create_session_factory
-from erp_api.observability.db_metrics import instrument_engine
-from erp_api.quality.service import QualityService
-from erp_api.quality.spc import Baseline, RuleSet
+from erp_api.jobs.client import CeleryTaskClient
+from erp_api.quality.retention import RetentionCleanup
+from erp_api.quality.spc.series import Baseline, RuleSet
+from erp_api.quality.warming import SummaryWarmer
+from erp_api.resources import open_resources
 from erp_api.settings import Settings
-from tasks.client import CeleryTaskClient
 
 T = TypeVar("T")
 log = structlog.get_logger("tasks.runtime")
@@ -39,12 +36,12 @@ class WorkerRuntime:
         self.pid = os.getpid()
         self.settings = settings
         self._loop = asyncio.Runner()
-        self.engine = create_engine(settings)
-        instrument_engine(self.engine)
-        self.sessions = create_session_factory(self.engine)
-        self.cache = build_cache(settings)
-        self.tasks = CeleryTaskClient(app, settings)
-        self.quality = QualityService(self.sessions, self.cache)
+        # The same composition root as the web app: one engine, one cache, the same services.
+        self.resources = self._loop.run(open_resources(settings, tasks=CeleryTaskClient(app, settings)))
+        self.sessions = self.resources.sessions
+        self.cache = self.resources.cache
+        self.tasks = self.resources.tasks
+        self.quality = self.resources.quality
         self.analyses = AnalysisRunner(
             self.sessions,
             self._analyze,
@@ -91,14 +88,9 @@ class WorkerRuntime:
         )
         return await self.quality.analyze_charge(charge_id, cast(RuleSet, rules), known)
 
-    async def _aclose(self) -> None:
-        await self.tasks.close()
-        await self.cache.close()
-        await self.engine.dispose()
-
     def close(self) -> None:
         try:
-            self._loop.run(self._aclose())
+            self._loop.run(self.resources.close())
         except Exception as exc:  # closing must not hide why the process is going away
             log.warning("runtime_close_failed", error=repr(exc))
         finally:

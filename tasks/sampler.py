@@ -12,8 +12,8 @@ import threading
 import structlog
 from celery import Celery
 
+from erp_api.jobs.client import broker_queue_lengths
 from erp_api.observability.metrics import set_celery_workers, set_queue_length
-from tasks.client import broker_queue_lengths
 
 SAMPLE_INTERVAL_SECONDS = 15.0
 PING_TIMEOUT_SECONDS = 1.0

@@ -21,6 +21,8 @@ from erp_api.security.roles import Role
 from erp_api.settings import Settings, load_settings
 from tests import services
 
+pytest_plugins = ["tests.database", "tests.security.fixtures"]
+
 TEST_ADMIN_KEY = "erp_test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz"
 BASE_URL = "http://testserver"
 
@@ -122,7 +124,7 @@ async def client_as(app: Starlette) -> AsyncIterator[Callable[[str], Awaitable[h
     opened: list[httpx.AsyncClient] = []
 
     async def make(role: str) -> httpx.AsyncClient:
-        _row, key = await app.state.context.security.keys.create(role=Role(role), name=f"test {role}")
+        _row, key = await app.state.resources.security.keys.create(role=Role(role), name=f"test {role}")
         http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=BASE_URL, headers=bearer(key)
         )

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from erp_api.context import context
+from erp_api.audit import trail as audit
 from erp_api.errors import ServiceUnavailable
 from erp_api.http import json_response, read_json
 from erp_api.openapi import Operation, describe
-from erp_api.security import audit
+from erp_api.resources import resources
 
 TAG = "cache"
 MAX_TAGS = 1_000
@@ -42,7 +42,7 @@ class CacheStats(RootModel[dict[str, dict[str, int]]]):
 
 @describe(Operation("Cache counters per namespace, of this worker", TAG, responses={200: CacheStats}))
 async def cache_stats(request: Request) -> Response:
-    return json_response(context(request).cache.stats(), headers={"Cache-Control": "no-store"})
+    return json_response(resources(request).cache.stats(), headers={"Cache-Control": "no-store"})
 
 
 @describe(
@@ -55,7 +55,7 @@ async def cache_stats(request: Request) -> Response:
     )
 )
 async def invalidate_cache(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     data = await read_json(request, CacheInvalidate, ctx.settings.max_body_bytes)
     tags = sorted(set(data.tags))
     if not await ctx.cache.invalidate_tags(tags):

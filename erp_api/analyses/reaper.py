@@ -18,10 +18,10 @@ from datetime import timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from erp_api.analyses.dispatch import BrokerUnavailable, TaskClient
 from erp_api.analyses.repository import AnalysisRepository
 from erp_api.analyses.states import AnalysisStatus
 from erp_api.db import utcnow
+from erp_api.jobs.dispatch import BrokerUnavailable, TaskClient
 
 log = structlog.get_logger("erp_api.analyses.reaper")
 

@@ -17,11 +17,11 @@ from erp_api.analyses.schemas import (
     AnalysisOut,
     AnalysisPage,
 )
-from erp_api.context import context
 from erp_api.errors import ValidationFailed
 from erp_api.http import json_response, path_int, read_json, read_query
 from erp_api.observability.request_id import current_request_id
 from erp_api.openapi import Operation, describe
+from erp_api.resources import resources
 
 TAG = "analyses"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -61,7 +61,7 @@ def idempotency_key(request: Request) -> str | None:
     )
 )
 async def submit_analysis(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     charge_id = path_int(request, "id")
     key = idempotency_key(request)
     data = await read_json(request, AnalysisCreate, ctx.settings.max_body_bytes)
@@ -90,7 +90,7 @@ async def submit_analysis(request: Request) -> Response:
     )
 )
 async def list_analyses(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     charge_id = path_int(request, "id")
     query = read_query(request, AnalysisListQuery)
     return json_response(await ctx.analyses.page(charge_id, query), headers={"Cache-Control": "no-store"})
@@ -105,7 +105,7 @@ async def list_analyses(request: Request) -> Response:
     )
 )
 async def get_analysis(request: Request) -> Response:
-    analysis = await context(request).analyses.get(path_int(request, "id"))
+    analysis = await resources(request).analyses.get(path_int(request, "id"))
     return json_response(analysis_dict(analysis), headers={"Cache-Control": "no-store"})
 
 

@@ -20,11 +20,11 @@ import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from erp_api.analyses.failures import AnalysisTimedOut, describe_failure, is_transient
 from erp_api.analyses.models import AnomalyAnalysis
 from erp_api.analyses.repository import AnalysisRepository
 from erp_api.analyses.states import AnalysisStatus, is_terminal
 from erp_api.db import utcnow
+from erp_api.jobs.failures import AnalysisTimedOut, describe_failure, is_transient
 from erp_api.observability.metrics import observe_analysis
 
 log = structlog.get_logger("erp_api.analyses.runner")

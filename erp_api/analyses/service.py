@@ -15,15 +15,15 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from erp_api.analyses.dispatch import BrokerUnavailable, TaskClient
 from erp_api.analyses.documents import analysis_dict, request_fingerprint
 from erp_api.analyses.models import AnomalyAnalysis
 from erp_api.analyses.repository import AnalysisRepository
 from erp_api.analyses.schemas import AnalysisCreate, AnalysisListQuery
+from erp_api.audit import trail as audit
 from erp_api.charges.repository import ChargeRepository
 from erp_api.errors import NotFound, ValidationFailed
+from erp_api.jobs.dispatch import BrokerUnavailable, TaskClient
 from erp_api.pagination import decode_cursor, encode_cursor
-from erp_api.security import audit
 
 log = structlog.get_logger("erp_api.analyses")
 

@@ -19,9 +19,9 @@ from erp_api.charges.schemas import (
     ChargeUpdate,
     TransitionRequest,
 )
-from erp_api.context import context
 from erp_api.http import json_response, path_int, read_json, read_query
 from erp_api.openapi import Operation, describe
+from erp_api.resources import resources
 
 TAG = "charges"
 
@@ -29,14 +29,14 @@ TAG = "charges"
 @describe(Operation("List charges, newest first", TAG, query=ChargeListQuery, responses={200: ChargePage}))
 async def list_charges(request: Request) -> Response:
     query = read_query(request, ChargeListQuery)
-    return json_response(await context(request).charges.page(query))
+    return json_response(await resources(request).charges.page(query))
 
 
 @describe(
     Operation("Create a charge", TAG, body=ChargeCreate, responses={201: ChargeOut}, errors=(409, 413, 415))
 )
 async def create_charge(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     data = await read_json(request, ChargeCreate, ctx.settings.max_body_bytes)
     charge = await ctx.charges.create(data)
     return json_response(
@@ -56,7 +56,7 @@ async def create_charge(request: Request) -> Response:
     )
 )
 async def create_charges_batch(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     data = await read_json(request, ChargeBatchCreate, ctx.settings.max_batch_body_bytes)
     charges = await ctx.charges.create_many(data.items)
     return json_response({"items": [charge_dict(charge) for charge in charges]}, 201)
@@ -72,7 +72,7 @@ async def create_charges_batch(request: Request) -> Response:
     )
 )
 async def lookup_charges(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     data = await read_json(request, ChargeLookup, ctx.settings.max_batch_body_bytes)
     return json_response(await ctx.charges.lookup(data.numbers))
 
@@ -88,7 +88,7 @@ async def lookup_charges(request: Request) -> Response:
 )
 async def get_charge(request: Request) -> Response:
     charge_id = path_int(request, "id")
-    service = context(request).charges
+    service = resources(request).charges
     if_none_match = request.headers.get("if-none-match")
     etag, body = unpack_document(await service.document(charge_id))
     if etag_matches(if_none_match, etag):
@@ -107,7 +107,7 @@ async def get_charge(request: Request) -> Response:
     )
 )
 async def update_charge(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     charge_id = path_int(request, "id")
     changes = await read_json(request, ChargeUpdate, ctx.settings.max_body_bytes)
     charge = await ctx.charges.update(charge_id, changes, request.headers.get("if-match"))
@@ -116,7 +116,7 @@ async def update_charge(request: Request) -> Response:
 
 @describe(Operation("Delete a planned charge", TAG, responses={204: None}, errors=(404, 409)))
 async def delete_charge(request: Request) -> Response:
-    await context(request).charges.delete(path_int(request, "id"))
+    await resources(request).charges.delete(path_int(request, "id"))
     return Response(status_code=204)
 
 
@@ -130,7 +130,7 @@ async def delete_charge(request: Request) -> Response:
     )
 )
 async def transition_charge(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     charge_id = path_int(request, "id")
     data = await read_json(request, TransitionRequest, ctx.settings.max_body_bytes)
     charge = await ctx.charges.transition(charge_id, data.to, data.reason)

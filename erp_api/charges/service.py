@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cache import CacheManager
-from erp_api.charges import tags as charge_tags
+from erp_api.audit import trail as audit
+from erp_api.charges import cache_tags as charge_tags
 from erp_api.charges.documents import charge_dict, charge_etag, etag_matches, pack_document
 from erp_api.charges.models import Charge
 from erp_api.charges.repository import ChargeRepository
@@ -23,7 +24,6 @@ from erp_api.charges.schemas import ChargeCreate, ChargeListQuery, ChargeUpdate
 from erp_api.charges.states import ChargeStatus, IllegalTransition, check_transition, is_deletable
 from erp_api.errors import Conflict, NotFound, PreconditionFailed
 from erp_api.pagination import decode_cursor, encode_cursor
-from erp_api.security import audit
 
 NAMESPACE = "charges"
 AUDIT_ENTITY = "charge"

@@ -7,9 +7,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from erp_api.context import context
 from erp_api.observability import request_ledger
 from erp_api.observability.multiprocess import render_all_workers
+from erp_api.resources import resources
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -20,7 +20,7 @@ async def metrics_endpoint(request: Request) -> Response:
     ledger = request.scope.get(request_ledger.SCOPE_KEY)
     if ledger is not None:
         ledger.flush()
-    directory = context(request).settings.prometheus_multiproc_dir
+    directory = resources(request).settings.prometheus_multiproc_dir
     if directory is None:
         body = await run_in_threadpool(generate_latest, REGISTRY)
     else:

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
-from erp_api.context import AppContext, context
 from erp_api.errors import problem_response
 from erp_api.http import json_response
+from erp_api.resources import Resources, resources
 
 NO_STORE = {"Cache-Control": "no-store"}
 NETWORK_BROKER_SCHEMES = ("redis://", "rediss://")
@@ -72,7 +72,7 @@ async def broker_probe(url: str, connect_seconds: float) -> None:
     await asyncio.to_thread(connect)
 
 
-def readiness_checks(ctx: AppContext) -> list[ReadinessCheck]:
+def readiness_checks(ctx: Resources) -> list[ReadinessCheck]:
     """The dependencies the service needs to serve requests; extend this list for new ones."""
     settings = ctx.settings
     checks = [ReadinessCheck("database", partial(database_probe, ctx.engine))]
@@ -111,7 +111,7 @@ async def liveness(_request: Request) -> Response:
 
 
 async def readiness(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     timeout = ctx.settings.health_timeout_seconds
     results = await asyncio.gather(*(run_check(check, timeout) for check in readiness_checks(ctx)))
     checks = {result.name: result.as_dict() for result in results}

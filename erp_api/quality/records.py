@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from erp_api.security.audit import Attribution
+from erp_api.audit.trail import Attribution
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from erp_api.context import context
 from erp_api.http import (
     json_response,
     parse_json,
@@ -38,6 +37,7 @@ from erp_api.quality.schemas import (
     SummaryOut,
     SummaryQuery,
 )
+from erp_api.resources import resources
 
 TAG = "quality"
 # A batch is the object whose only member is "items"; anything else is parsed as one measurement,
@@ -56,7 +56,7 @@ _BATCH_BODY = re.compile(rb'\A\s*\{\s*"items"\s*:')
     )
 )
 async def put_spec(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     try:
         where = SpecPath.model_validate(request.path_params)
     except ValidationError as exc:
@@ -69,7 +69,7 @@ async def put_spec(request: Request) -> Response:
 @describe(Operation("List specs, oldest first", TAG, query=SpecListQuery, responses={200: SpecPage}))
 async def list_specs(request: Request) -> Response:
     query = read_query(request, SpecListQuery)
-    return json_response(await context(request).quality.spec_page(query))
+    return json_response(await resources(request).quality.spec_page(query))
 
 
 @describe(
@@ -82,7 +82,7 @@ async def list_specs(request: Request) -> Response:
     )
 )
 async def post_measurements(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     charge_id = path_int(request, "id")
     body = await read_json_body(request, ctx.settings.max_batch_body_bytes)
     if _BATCH_BODY.match(body):
@@ -105,7 +105,7 @@ async def post_measurements(request: Request) -> Response:
 async def list_measurements(request: Request) -> Response:
     charge_id = path_int(request, "id")
     query = read_query(request, MeasurementListQuery)
-    return json_response(await context(request).quality.measurement_page(charge_id, query))
+    return json_response(await resources(request).quality.measurement_page(charge_id, query))
 
 
 @describe(
@@ -118,7 +118,7 @@ async def list_measurements(request: Request) -> Response:
 )
 async def summary(request: Request) -> Response:
     query = read_query(request, SummaryQuery)
-    return json_response(await context(request).quality.summary(query))
+    return json_response(await resources(request).quality.summary(query))
 
 
 @describe(
@@ -132,7 +132,7 @@ async def summary(request: Request) -> Response:
 )
 async def chart(request: Request) -> Response:
     query = read_query(request, ControlChartQuery)
-    return json_response(await context(request).quality.control_chart(query))
+    return json_response(await resources(request).quality.control_chart(query))
 
 
 routes = [

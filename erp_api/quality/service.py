@@ -15,13 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cache import CacheManager
-from erp_api.charges import tags as charge_tags
+from erp_api.audit import trail as audit
+from erp_api.charges import cache_tags as charge_tags
 from erp_api.db import utcnow
 from erp_api.errors import ApiError, Conflict, NotFound
 from erp_api.pagination import decode_cursor, encode_cursor
-from erp_api.quality import tags as quality_tags
-from erp_api.quality.analysis import control_chart, parameter_analysis
-from erp_api.quality.capability import capability_indices
+from erp_api.quality import cache_tags as quality_tags
+from erp_api.quality.charts import control_chart, parameter_analysis
 from erp_api.quality.documents import measurement_dict, spec_dict
 from erp_api.quality.ingest import MeasurementIngestor
 from erp_api.quality.models import QualitySpec
@@ -36,11 +36,11 @@ from erp_api.quality.schemas import (
     SpecListQuery,
     SummaryQuery,
 )
-from erp_api.quality.spc import Baseline, RuleSet
-from erp_api.quality.spc_chart import D2
+from erp_api.quality.spc.capability import capability_indices
+from erp_api.quality.spc.chart import D2
+from erp_api.quality.spc.series import Baseline, RuleSet
 from erp_api.quality.summary_query import SeriesAggregate, summarize
 from erp_api.quality.writer import MeasurementWriter, charge_refusal
-from erp_api.security import audit
 
 NAMESPACE = "quality"
 # An analysis reads at most this many of the latest points per parameter (indices stay absolute).

@@ -13,13 +13,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cache import CacheManager
+from erp_api.audit import trail as audit
 from erp_api.charges.states import ChargeStatus
 from erp_api.db import utcnow
 from erp_api.errors import ApiError, Conflict, NotFound
-from erp_api.quality import tags as quality_tags
+from erp_api.quality import cache_tags as quality_tags
 from erp_api.quality.records import NewMeasurement, StoredMeasurement
 from erp_api.quality.repository import MeasurementRepository
-from erp_api.security import audit
 
 log = structlog.get_logger("erp_api.quality")
 

@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from erp_api.context import context
 from erp_api.http import json_response, path_int, read_json, read_query
 from erp_api.openapi import Operation, describe
+from erp_api.resources import resources, web_security
 from erp_api.security.key_store import key_dict
 from erp_api.security.schemas import KeyCreate, KeyCreated, KeyList, KeyListQuery
 
@@ -23,7 +23,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 @describe(Operation("List API keys (never their secrets)", TAG, query=KeyListQuery, responses={200: KeyList}))
 async def list_keys(request: Request) -> Response:
     query = read_query(request, KeyListQuery)
-    keys = await context(request).security.keys.list_keys(include_revoked=query.include_revoked)
+    keys = await web_security(resources(request)).keys.list_keys(include_revoked=query.include_revoked)
     return json_response({"items": [key_dict(key) for key in keys]}, headers=NO_STORE)
 
 
@@ -37,15 +37,15 @@ async def list_keys(request: Request) -> Response:
     )
 )
 async def create_key(request: Request) -> Response:
-    ctx = context(request)
+    ctx = resources(request)
     data = await read_json(request, KeyCreate, ctx.settings.max_body_bytes)
-    row, secret = await ctx.security.keys.create(role=data.role, name=data.name)
+    row, secret = await web_security(ctx).keys.create(role=data.role, name=data.name)
     return json_response({**key_dict(row), "key": secret}, 201, NO_STORE)
 
 
 @describe(Operation("Revoke an API key", TAG, responses={204: None}, errors=(404,)))
 async def revoke_key(request: Request) -> Response:
-    await context(request).security.keys.revoke(str(path_int(request, "id")))
+    await web_security(resources(request)).keys.revoke(str(path_int(request, "id")))
     return Response(status_code=204)
 
 

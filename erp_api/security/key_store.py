@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from erp_api.audit import trail as audit
 from erp_api.db import utcnow
 from erp_api.errors import Conflict, NotFound
-from erp_api.security import audit
 from erp_api.security.keys import digests_match, generate_key, is_plausible_key, key_digest, key_prefix
 from erp_api.security.models import ApiKey
 from erp_api.security.principal import Principal

@@ -10,7 +10,7 @@
    headers to the response (and an ``Allow`` naming every method of the path to a 405).
 
 It sits inside CORS (so preflights need no key) and outside the router (so nothing reaches a
-route unchecked). Its services come from ``app.state.context.security``, built by the lifespan.
+route unchecked). Its services come from ``app.state.resources.security``, built by the lifespan.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from erp_api.security.route_match import RouteTable
 from erp_api.settings import Settings
 
 if TYPE_CHECKING:
-    from erp_api.security.state import SecurityServices
+    from erp_api.security.services import SecurityServices
 
 UNLIMITED_PATHS: Final = frozenset({"/health", "/health/ready", "/metrics"})
 """Probes and scrapes: cheap, and a load balancer must never be told to slow down."""
@@ -154,7 +154,7 @@ class SecurityMiddleware:
 
 
 def _services(scope: Scope) -> SecurityServices:
-    services: SecurityServices = scope["app"].state.context.security
+    services: SecurityServices = scope["app"].state.resources.security
     return services
 
 

@@ -11,7 +11,8 @@ from erp_api.analyses.models import AnomalyAnalysis
 from erp_api.analyses.reaper import AnalysisReaper, ReaperLimits
 from erp_api.analyses.repository import AnalysisRepository
 from erp_api.db import utcnow
-from tests.analyses.conftest import NewAnalysis, RecordingTaskClient
+from tests.database import NewAnalysis
+from tests.jobs.fakes import RecordingTaskClient
 
 LIMITS = ReaperLimits(stuck_after_seconds=300, requeue_after_seconds=60, max_attempts=3)
 

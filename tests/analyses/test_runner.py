@@ -17,7 +17,7 @@ from erp_api.analyses.repository import AnalysisRepository
 from erp_api.analyses.runner import AnalysisRunner, BaselineMap, Outcome, RunnerLimits
 from erp_api.db import utcnow
 from erp_api.errors import NotFound
-from tests.analyses.conftest import NewAnalysis
+from tests.database import NewAnalysis
 
 LIMITS = RunnerLimits(time_limit_seconds=5.0, stale_after_seconds=60.0, max_attempts=3)
 

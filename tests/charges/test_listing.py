@@ -183,7 +183,7 @@ async def test_lookup_finds_and_reports_missing_in_bounded_queries(
     def count(*args: Any) -> None:
         statements.append(args[2])
 
-    engine = app.state.context.engine.sync_engine
+    engine = app.state.resources.engine.sync_engine
     event.listen(engine, "before_cursor_execute", count)
     try:
         response = await client.post(f"{API}/lookup", json={"numbers": numbers})

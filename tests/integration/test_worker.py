@@ -22,7 +22,7 @@ import redis
 
 from erp_api.app import create_app
 from erp_api.migrate import upgrade
-from erp_api.quality.spc import Baseline
+from erp_api.quality.spc.series import Baseline
 from erp_api.settings import Settings, load_settings
 from tests import services
 from tests.analyses.helpers import measured_charge, submit, wait_for
@@ -70,7 +70,7 @@ async def api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Any]
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client, application.state.context
+            yield client, application.state.resources
 
 
 @pytest.mark.redis

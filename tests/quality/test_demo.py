@@ -24,7 +24,7 @@ async def _charge_means(app: Starlette, product: str, parameter: str, line: str)
         .order_by(Charge.produced_at, Charge.id)
     )
     values: dict[int, list[float]] = {}
-    async with app.state.context.sessions() as session:
+    async with app.state.resources.sessions() as session:
         for charge_id, value in await session.execute(stmt):
             values.setdefault(charge_id, []).append(value)
     return [statistics.mean(series) for series in values.values()]
@@ -33,7 +33,7 @@ async def _charge_means(app: Starlette, product: str, parameter: str, line: str)
 async def test_demo_quality_data_is_seeded_once_fast_and_shows_drift_and_out_of_spec(
     app: Starlette, client: httpx.AsyncClient
 ) -> None:
-    sessions = app.state.context.sessions
+    sessions = app.state.resources.sessions
     started = time.monotonic()
     await seed_charges(sessions)
     specs, measurements = await seed_quality(sessions)

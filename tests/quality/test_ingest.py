@@ -181,7 +181,7 @@ def _count_measurement_inserts(app: Starlette) -> list[str]:
         if statement.lstrip().upper().startswith("INSERT INTO MEASUREMENTS"):
             statements.append(statement)
 
-    event.listen(app.state.context.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(app.state.resources.engine.sync_engine, "before_cursor_execute", record)
     return statements
 
 
@@ -243,7 +243,7 @@ async def test_shutdown_commits_pending_writes_before_closing(settings: Settings
         charge_id = await new_charge(client, 1)
         posts = [asyncio.ensure_future(post_one(client, charge_id, "x", float(i))) for i in range(5)]
         # Four wait in the queue; the writer holds the first until the window closes.
-        while app.state.context.ingestor.waiting < 4:  # noqa: ASYNC110 - polling a counter, no event to wait on
+        while app.state.resources.ingestor.waiting < 4:  # noqa: ASYNC110 - polling a counter, no event to wait on
             await asyncio.sleep(0.005)
         started = time.monotonic()
     assert time.monotonic() - started < 0.9, "shutdown waited for the window instead of committing at once"
@@ -258,7 +258,7 @@ async def test_writer_refuses_rows_of_missing_charges_without_failing_the_others
     app: Starlette, client: httpx.AsyncClient
 ) -> None:
     charge_id = await new_charge(client, 1)
-    writer = MeasurementWriter(app.state.context.sessions, app.state.context.cache)
+    writer = MeasurementWriter(app.state.resources.sessions, app.state.resources.cache)
     good, gone = row(1.5, charge_id), row(2.5, 424242)
     stored, refused = await writer.write([good, gone])
     assert isinstance(stored, StoredMeasurement) and stored.value == 1.5

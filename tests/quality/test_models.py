@@ -31,7 +31,7 @@ def _table_of(diff: Any) -> str | None:
 
 async def test_migrated_quality_tables_match_the_models(app: Starlette) -> None:
     load_all()
-    engine = app.state.context.engine
+    engine = app.state.resources.engine
     async with engine.connect() as connection:
         diffs = await connection.run_sync(
             lambda sync: compare_metadata(

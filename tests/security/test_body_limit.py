@@ -13,7 +13,7 @@ from erp_api.security.body_limit import BATCH_ROUTES
 from erp_api.security.roles import access_policy
 from tests.charges.helpers import assert_problem
 from tests.conftest import TEST_ADMIN_KEY
-from tests.security.conftest import Serve, http
+from tests.security.fixtures import Serve, http
 
 JSON = {"content-type": "application/json"}
 LIMITS = {"max_body_bytes": 2048, "max_batch_body_bytes": 8192}

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from tests.charges.helpers import assert_problem
 from tests.conftest import TEST_ADMIN_KEY
-from tests.security.conftest import Serve, http
+from tests.security.fixtures import Serve, http
 from tests.security.test_roles import concrete
 
 JSON = {"content-type": "application/json"}
@@ -69,7 +69,7 @@ async def test_huge_numbers_and_strings_are_4xx(client: httpx.AsyncClient) -> No
 
 async def test_a_database_error_is_a_bare_500_with_no_sql_or_trace(serve: Serve) -> None:
     async with serve() as app, http(app, TEST_ADMIN_KEY, raise_app_exceptions=False) as admin:
-        async with app.state.context.engine.begin() as connection:
+        async with app.state.resources.engine.begin() as connection:
             await connection.execute(text("DROP TABLE charge_status_changes"))
             await connection.execute(text("DROP TABLE charges"))
         for response in (await admin.get("/api/v1/charges/1"), await admin.get("/api/v1/charges")):

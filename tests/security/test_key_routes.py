@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.charges.helpers import assert_problem
-from tests.security.conftest import Serve, http
+from tests.security.fixtures import Serve, http
 
 
 async def test_create_list_and_revoke_a_key_over_http(serve: Serve) -> None:

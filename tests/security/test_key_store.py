@@ -20,7 +20,7 @@ from erp_api.security.roles import Role
 from erp_api.settings import load_settings
 from tests.charges.helpers import assert_problem
 from tests.conftest import TEST_ADMIN_KEY
-from tests.security.conftest import Serve, http, new_key
+from tests.security.fixtures import Serve, http, new_key
 
 
 class CountingSessions:
@@ -113,7 +113,7 @@ async def test_a_revoked_key_is_refused_once_the_cache_ttl_has_passed(serve: Ser
         async with http(app, key) as client:
             assert (await client.get("/api/v1/charges")).status_code == 200
             # Revoked elsewhere (the command line, another worker): this worker trusts its cache until the TTL.
-            other_worker = KeyStore(app.state.context.sessions, cache_ttl_seconds=0, cache_max_entries=1)
+            other_worker = KeyStore(app.state.resources.sessions, cache_ttl_seconds=0, cache_max_entries=1)
             await other_worker.revoke(key[:PREFIX_LENGTH])
             assert (await client.get("/api/v1/charges")).status_code == 200
             await asyncio.sleep(0.35)
@@ -126,13 +126,13 @@ async def test_the_bootstrap_admin_key_is_created_once_and_works(serve: Serve) -
     for _start in range(2):
         async with serve() as app, http(app, TEST_ADMIN_KEY) as admin:
             assert (await admin.get("/api/v1/keys")).status_code == 200
-    keys = await app.state.context.security.keys.list_keys(include_revoked=True)
+    keys = await app.state.resources.security.keys.list_keys(include_revoked=True)
     assert [key.role for key in keys if key.prefix == TEST_ADMIN_KEY[:PREFIX_LENGTH]] == ["admin"]
 
 
 async def test_a_revoked_bootstrap_key_stays_revoked_after_a_restart(serve: Serve) -> None:
     async with serve() as app:
-        await app.state.context.security.keys.revoke(TEST_ADMIN_KEY[:PREFIX_LENGTH])
+        await app.state.resources.security.keys.revoke(TEST_ADMIN_KEY[:PREFIX_LENGTH])
     async with serve() as app, http(app, TEST_ADMIN_KEY) as admin:
         assert_problem(await admin.get("/api/v1/keys"), 401)
 

@@ -11,7 +11,7 @@ from erp_api.security.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter,
 from tests import services
 from tests.charges.helpers import assert_problem
 from tests.integration.server import free_port
-from tests.security.conftest import Serve, http, new_key
+from tests.security.fixtures import Serve, http, new_key
 
 
 class Clock:

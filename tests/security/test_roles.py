@@ -14,7 +14,7 @@ from erp_api.security.route_match import RouteTable
 from erp_api.settings import load_settings
 from tests.charges.helpers import assert_problem
 from tests.conftest import TEST_ADMIN_KEY
-from tests.security.conftest import Serve, http, new_key
+from tests.security.fixtures import Serve, http, new_key
 
 SAMPLE_PATH_VALUES = {
     "id": "999999",

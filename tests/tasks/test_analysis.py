@@ -9,13 +9,14 @@ import pytest
 from celery import Celery
 from sqlalchemy.exc import OperationalError
 
-from erp_api.analyses.job_runs import JobRunRepository
-from erp_api.analyses.models import AnomalyAnalysis, JobRun
+from erp_api.analyses.models import AnomalyAnalysis
 from erp_api.analyses.repository import AnalysisRepository
 from erp_api.analyses.runner import AnalysisRunner, BaselineMap, RunnerLimits
+from erp_api.jobs.models import JobRun
+from erp_api.jobs.names import ANALYSIS_TASK, REAP_TASK, RETENTION_TASK
+from erp_api.jobs.runs import JobRunRepository
 from erp_api.observability.request_id import current_request_id
 from tasks.instrumentation import backoff_seconds
-from tasks.names import ANALYSIS_TASK, REAP_TASK, RETENTION_TASK
 from tasks.runtime import WorkerRuntime, runtime_for
 
 Analyzer = Callable[[int, str, BaselineMap | None], Any]

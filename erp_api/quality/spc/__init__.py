@@ -1,0 +1,1 @@
+"""The SPC engine: control charts, run rules and capability as pure numpy functions (no I/O)."""
