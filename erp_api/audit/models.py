@@ -5,13 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from erp_api.db import Base, BigIntId, UTCDateTime
-
-JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+from erp_api.db import Base, BigIntId, JsonDocument, UTCDateTime
 
 
 class AuditEvent(Base):

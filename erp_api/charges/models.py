@@ -49,3 +49,8 @@ class ChargeStatusChange(Base):
     to_status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who made the change: a key's holder, or the system (an automatic hold). No foreign key: the
+    # history outlives the key.
+    actor_key_id: Mapped[int | None] = mapped_column(BigIntId)
+    actor_name: Mapped[str | None] = mapped_column(String(100))
+    actor_role: Mapped[str | None] = mapped_column(String(32))

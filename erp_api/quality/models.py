@@ -1,13 +1,27 @@
-"""Tables of the quality package: specifications per product and parameter, and measurements."""
+"""Tables of the quality package: specifications, measurements, control limits, alerts, and the
+rule-check outbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from erp_api.db import Base, BigIntId, UTCDateTime, utcnow
+from erp_api.db import Base, BigIntId, JsonDocument, UTCDateTime, utcnow
+
+ALERT_STATUS_VALUES = ("open", "acknowledged", "action_proposed", "resolved", "dismissed")
 
 
 class QualitySpec(Base):
@@ -33,6 +47,12 @@ class QualitySpec(Base):
     lsl: Mapped[float | None] = mapped_column(Double)
     usl: Mapped[float | None] = mapped_column(Double)
     target: Mapped[float | None] = mapped_column(Double)
+    # The run rules checked on every new measurement: a rule set, optionally narrowed to some of its
+    # rule ids (comma-separated, e.g. "N1,N2,N5"); None means the whole set.
+    rules: Mapped[str] = mapped_column(String(32), default="nelson")
+    rule_ids: Mapped[str | None] = mapped_column(String(128))
+    # Put a charge in quarantine as soon as an alert opens for it.
+    auto_hold: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -69,4 +89,86 @@ class Measurement(Base):
     parameter: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Double)
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A voided measurement stays stored and listed, and counts nowhere (summaries, charts, limits,
+    # rules). Voiding is the only correction: values are never edited.
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    voided_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class ControlLimits(Base):
+    """Phase I control limits of one (product, parameter) series; the row with the highest id is current.
+
+    Rows are never updated: setting or computing limits appends one, so the history says who set
+    which limits, when, and from what (``basis``: the baseline's time range or charges, and n).
+    """
+
+    __tablename__ = "control_limits"
+    __table_args__ = (
+        CheckConstraint("sigma > 0", name="sigma_positive"),
+        CheckConstraint("source IN ('manual', 'computed')", name="source_known"),
+        Index("ix_control_limits_product_sku_parameter_id", "product_sku", "parameter", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    product_sku: Mapped[str] = mapped_column(String(64))
+    parameter: Mapped[str] = mapped_column(String(64))
+    center: Mapped[float] = mapped_column(Double)
+    sigma: Mapped[float] = mapped_column(Double)
+    source: Mapped[str] = mapped_column(String(16))
+    basis: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QualityAlert(Base):
+    """One rule violation on one series: raised once (unique per rule and firing measurement), then
+    moved through its stages by a quality manager."""
+
+    __tablename__ = "quality_alerts"
+    __table_args__ = (
+        UniqueConstraint("rule", "measurement_id", name="uq_quality_alerts_rule_measurement_id"),
+        CheckConstraint(f"status IN {ALERT_STATUS_VALUES!r}", name="status_known"),
+        Index("ix_quality_alerts_status_id", "status", "id"),
+        Index("ix_quality_alerts_charge_id_status", "charge_id", "status"),
+        Index("ix_quality_alerts_product_sku_parameter_id", "product_sku", "parameter", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    charge_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("charges.id"))
+    product_sku: Mapped[str] = mapped_column(String(64))
+    parameter: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(8))
+    # The measurement at which the rule fired, and every measurement its pattern spans.
+    measurement_id: Mapped[int] = mapped_column(BigIntId)
+    measurement_ids: Mapped[list[int]] = mapped_column(JsonDocument)
+    # The limits the rule was checked against.
+    limits_id: Mapped[int | None] = mapped_column(BigIntId)
+    center: Mapped[float] = mapped_column(Double)
+    sigma: Mapped[float] = mapped_column(Double)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    reason: Mapped[str | None] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class RuleCheck(Base):
+    """Outbox of the on-ingest rule check: written in the transaction that stores measurements.
+
+    One row per (product, parameter) series a commit touched; the checker deletes the row in the
+    transaction that stores the alerts it found, so a crash between commit and check loses nothing
+    (the row is still there) and duplicates nothing (alerts are unique per rule and measurement).
+    """
+
+    __tablename__ = "rule_checks"
+    __table_args__ = (Index("ix_rule_checks_created_at", "created_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    product_sku: Mapped[str] = mapped_column(String(64))
+    parameter: Mapped[str] = mapped_column(String(64))
+    # The smallest id among the new measurements: the check looks at those and the points before.
+    first_measurement_id: Mapped[int] = mapped_column(BigIntId)
+    measurements: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -44,3 +44,44 @@ def test_postgres_upgrade_downgrade_upgrade() -> None:
         _round_trip(load_settings(database_url=url))
     finally:
         services.drop_postgres_database(name)
+
+
+def _drift(settings: Settings) -> list[object]:
+    """What autogenerate would still change after the migrations: the models and migrations must agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from erp_api.db import Base
+    from erp_api.models import load_all
+
+    load_all()
+
+    async def compare() -> list[object]:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(
+                    lambda sync: list(
+                        compare_metadata(
+                            MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                        )
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    upgrade(settings)
+    return asyncio.run(compare())
+
+
+def test_sqlite_schema_after_migrations_matches_the_models(tmp_path: Path) -> None:
+    assert _drift(load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/d.sqlite3")) == []
+
+
+@pytest.mark.postgres
+def test_postgres_schema_after_migrations_matches_the_models() -> None:
+    name, url = services.create_postgres_database()
+    try:
+        assert _drift(load_settings(database_url=url)) == []
+    finally:
+        services.drop_postgres_database(name)
