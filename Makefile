@@ -27,7 +27,7 @@ run: seed
 	$(BIN)/python -m erp_api keys local-admin
 	$(BIN)/python -m tasks run-all
 
-# A Celery worker on every queue (high_priority, aggregations, maintenance).
+# A Celery worker on every queue (high_priority, aggregations, maintenance, webhooks).
 worker: migrate
 	$(BIN)/python -m tasks worker
 

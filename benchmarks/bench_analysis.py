@@ -19,14 +19,11 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,14 +33,14 @@ import redis
 
 from benchmarks.common import (
     REDIS_URL,
-    ROOT,
     machine,
     postgres_database,
     reachable,
     run_cli,
-    served,
     write_result,
 )
+from erp_api.http import API_PREFIX
+from testing.processes import running_server, running_worker, tasks_worker_command
 
 POINTS = 1_000
 LATENCY_RUNS = 30
@@ -52,45 +49,13 @@ THROUGHPUT_JOBS = 60
 IN_FLIGHT = 16
 LOOP_RUNS = 30
 TARGET_P95_S = 1.0
-API = "/api/v1"
+API = API_PREFIX
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(0, math.ceil(q / 100 * len(ordered)) - 1)
     return ordered[rank]
-
-
-@contextmanager
-def worker(env: Mapping[str, str], log_path: Path) -> Iterator[None]:
-    """``python -m tasks worker`` with one pool process, ready to consume; warm-stopped afterwards."""
-    command = [
-        sys.executable,
-        "-m",
-        "tasks",
-        "worker",
-        "--concurrency=1",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    with log_path.open("wb") as log:
-        # INFO: the worker announces "ready." at that level.
-        worker_env = {**os.environ, **env, "ERP_LOG_LEVEL": "INFO"}
-        process = subprocess.Popen(command, cwd=ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while b"ready." not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{log_path.read_text()[-2000:]}")
-            time.sleep(0.05)
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def seed(http: httpx.Client) -> int:
@@ -103,13 +68,17 @@ def seed(http: httpx.Client) -> int:
         "quantity": "100",
         "unit": "pcs",
         "line": "L1",
-        "status": "in_production",
         "produced_at": "2026-03-01T06:00:00+00:00",
     }
-    charge = http.post(f"{API}/charges", json={**body, "charge_number": "CH-2026-BENCH01"})
-    charge.raise_for_status()
-    http.post(f"{API}/charges", json={**body, "charge_number": "CH-2026-BENCH02"}).raise_for_status()
-    charge_id: int = charge.json()["id"]
+    charge_ids: list[int] = []
+    for number in ("CH-2026-BENCH01", "CH-2026-BENCH02"):
+        created = http.post(f"{API}/charges", json={**body, "charge_number": number}).raise_for_status()
+        charge_ids.append(created.json()["id"])
+        # Charges are created planned; production starts by a transition.
+        http.post(
+            f"{API}/charges/{charge_ids[-1]}/transitions", json={"to": "in_production"}
+        ).raise_for_status()
+    charge_id = charge_ids[0]
     http.put(
         f"{API}/quality/specs/PUMP-A/diameter", json={"unit": "mm", "lsl": 9.0, "usl": 11.0}
     ).raise_for_status()
@@ -172,9 +141,12 @@ async def throughput(base_url: str, charge_id: int) -> float:
 
 def broker_run(name: str, env: Mapping[str, str], logs: Path, with_throughput: bool) -> dict[str, Any]:
     with (
-        served(env) as base_url,
-        worker(env, logs / f"{name}.log"),
-        httpx.Client(base_url=base_url, timeout=30) as http,
+        running_server(env) as server,
+        # INFO: the worker announces "ready." at that level.
+        running_worker(
+            {**env, "ERP_LOG_LEVEL": "INFO"}, logs / f"{name}.log", command=tasks_worker_command()
+        ),
+        httpx.Client(base_url=server.base_url, timeout=30) as http,
     ):
         charge_id = seed(http)
         end_to_end(http, charge_id)  # warm-up: connections, first-query type introspection
@@ -184,7 +156,7 @@ def broker_run(name: str, env: Mapping[str, str], logs: Path, with_throughput: b
             latencies.append(seconds)
             waits.append(seconds_between(record["created_at"], record["started_at"]))
             runs.append(seconds_between(record["started_at"], record["finished_at"]))
-        jobs_per_second = asyncio.run(throughput(base_url, charge_id)) if with_throughput else None
+        jobs_per_second = asyncio.run(throughput(server.base_url, charge_id)) if with_throughput else None
     return {
         "p50": statistics.median(latencies),
         "p95": percentile(latencies, 95),
@@ -196,9 +168,9 @@ def broker_run(name: str, env: Mapping[str, str], logs: Path, with_throughput: b
 
 def loop_comparison(database_url: str, charge_id: int, empty_charge_id: int) -> dict[str, float]:
     """Median ms per task: one kept loop and engine (the worker's runtime) vs asyncio.run + new engine."""
-    from erp_api.app import build_cache
     from erp_api.db import create_engine, create_session_factory
     from erp_api.quality.service import QualityService
+    from erp_api.resources import build_cache
     from erp_api.settings import load_settings
     from tasks.celery_app import create_celery
     from tasks.runtime import WorkerRuntime

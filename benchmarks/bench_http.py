@@ -1,20 +1,33 @@
-"""The read mix over HTTP with cache none / memory / Redis, and the cached read path vs its ceiling.
+"""The read mix over HTTP with cache none / memory / Redis, and the cached read against a bare app.
 
-Each configuration is a real uvicorn process on the same seeded database (PostgreSQL when reachable,
-else SQLite); wrk drives it over keep-alive connections. Rounds are interleaved so that drift of the
-machine hits every configuration alike; the tables quote medians over the rounds.
+Every server is the product as shipped (``benchmarks/shipped.py``): ``python -m erp_api serve``, one
+worker, authentication, rate limiter, metrics and access log on, wrk sending a real admin key; all on
+the same seeded database (PostgreSQL when reachable, else SQLite). With Redis the cache is tiered (the
+per-process L1, on by default with Redis) and the limiter counts on Redis.
+
+The ceiling: ``GET /api/v1/charges/{id}``, a cache hit, against ``benchmarks/bare_app.py``, a one-route
+Starlette app in a process of its own, started with the same uvicorn arguments and serving the same
+body and ETag. Budgets: throughput >= 0.6x the bare app's with the memory cache and >= 0.5x with the
+Redis cache (L1 on), p99 <= 3x the bare app's. Redis without the L1 is measured beside them for
+reference.
+
+Rounds are interleaved so that drift of the machine hits every configuration alike; the tables quote
+medians over the rounds, and ratios are medians of the per-round ratios.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import tempfile
 import uuid
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
 
 from benchmarks import wrk
+from benchmarks.bare_app import bare_server
 from benchmarks.common import (
     POSTGRES_ADMIN,
     REDIS_URL,
@@ -24,15 +37,28 @@ from benchmarks.common import (
     postgres_database,
     reachable,
     run_cli,
-    served,
     write_result,
 )
+from benchmarks.shipped import auth_headers, new_admin_key, shipped_server
 from erp_api.demo import DEMO_CHARGES, LINES, PRODUCTS
+from erp_api.http import API_PREFIX
 
 ROUNDS = 3
 SECONDS = 6
 CONNECTIONS = 32
 HOT_CHARGES = 400
+CHARGE_PATH = f"{API_PREFIX}/charges/1"
+BARE = "bare Starlette app"
+REDIS_L1 = "redis (L1 on)"
+REDIS_NO_L1 = "redis (L1 off)"
+CEILING_TARGETS = {"memory": 0.6, REDIS_L1: 0.5, REDIS_NO_L1: None}
+"""Throughput of the shipped cached read against the bare app's (None: measured for reference)."""
+CEILING_LABELS = {
+    "memory": "shipped, memory cache",
+    REDIS_L1: "shipped, Redis cache + L1 (the default with Redis)",
+    REDIS_NO_L1: "shipped, Redis cache alone (L1 off)",
+}
+P99_LIMIT = 3.0
 
 
 def read_mix(with_summary: bool, seed: int = 7) -> list[str]:
@@ -40,21 +66,21 @@ def read_mix(with_summary: bool, seed: int = 7) -> list[str]:
     rng = random.Random(seed)
     hot = rng.sample(range(1, DEMO_CHARGES + 1), HOT_CHARGES)
     lists = (
-        ["/api/v1/charges?limit=50"]
-        + [f"/api/v1/charges?product_sku={p}&limit=50" for p in PRODUCTS]
-        + [f"/api/v1/charges?line={line}&limit=50" for line in LINES]
-        + [f"/api/v1/charges?status={s}&limit=50" for s in ("released", "in_production", "quarantined")]
-        + [f"/api/v1/charges?product_sku={p}&line={line}&limit=25" for p in PRODUCTS for line in LINES]
+        [f"{API_PREFIX}/charges?limit=50"]
+        + [f"{API_PREFIX}/charges?product_sku={p}&limit=50" for p in PRODUCTS]
+        + [f"{API_PREFIX}/charges?line={line}&limit=50" for line in LINES]
+        + [f"{API_PREFIX}/charges?status={s}&limit=50" for s in ("released", "in_production", "quarantined")]
+        + [f"{API_PREFIX}/charges?product_sku={p}&line={line}&limit=25" for p in PRODUCTS for line in LINES]
     )
     paths = []
     for _ in range(2_000):
         draw = rng.random()
         if draw < 0.6 or (draw >= 0.9 and not with_summary):
-            paths.append(f"/api/v1/charges/{rng.choice(hot)}")
+            paths.append(f"{API_PREFIX}/charges/{rng.choice(hot)}")
         elif draw < 0.9:
             paths.append(rng.choice(lists))
         else:
-            paths.append(f"/api/v1/quality/summary?product_sku={rng.choice(PRODUCTS)}")
+            paths.append(f"{API_PREFIX}/quality/summary?product_sku={rng.choice(PRODUCTS)}")
     return paths
 
 
@@ -67,13 +93,35 @@ def db_queries(base_url: str) -> float | None:
     return sum(float(count) for count in counts) if counts else None
 
 
+def delete_redis_keys(pattern: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    try:
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as lines:
+        return sum(1 for _ in lines)
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT MET"
+
+
 def main() -> None:
     if not wrk.available():
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench does this)")
     use_postgres = reachable(POSTGRES_ADMIN, 5432)
     use_redis = reachable(REDIS_URL, 6379)
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    with ExitStack() as stack:
+    admin_key = new_admin_key()
+    headers = auth_headers(admin_key)
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         if use_postgres:
             database_url = stack.enter_context(postgres_database())
         else:
@@ -81,60 +129,90 @@ def main() -> None:
             RESULTS.mkdir(parents=True, exist_ok=True)
             path.unlink(missing_ok=True)
             database_url = f"sqlite+aiosqlite:///{path}"
-        base_env = {
-            "ERP_DATABASE_URL": database_url,
-            "ERP_RATE_LIMIT_ENABLED": "false",
-            "ERP_AUTH_ENABLED": "false",
-        }
+        logs = Path(tmp)
+        base_env = {"ERP_DATABASE_URL": database_url}
         run_cli(base_env, "migrate")
         run_cli(base_env, "seed")
 
-        configs = {"none": {}, "memory": {}}
+        configs: dict[str, dict[str, str]] = {
+            "none": {"ERP_CACHE_BACKEND": "none"},
+            "memory": {"ERP_CACHE_BACKEND": "memory"},
+        }
         if use_redis:
-            configs["redis"] = {"ERP_REDIS_URL": REDIS_URL, "ERP_CACHE_PREFIX": prefix}
+            for name, extra in ((REDIS_L1, {}), (REDIS_NO_L1, {"ERP_CACHE_L1": "off"})):
+                own = f"{prefix}-{len(configs)}"  # cache and limiter keys of this server alone
+                configs[name] = {
+                    "ERP_CACHE_BACKEND": "redis",
+                    "ERP_REDIS_URL": REDIS_URL,
+                    "ERP_CACHE_PREFIX": own,
+                    "ERP_RATE_LIMIT_PREFIX": f"{own}:ratelimit",
+                    **extra,
+                }
         servers = {
             name: stack.enter_context(
-                served(
-                    {**base_env, "ERP_CACHE_BACKEND": name, **extra},
-                    "benchmarks.bench_server:create_bench_app",
-                )
-            )
-            for name, extra in configs.items()
+                shipped_server({**base_env, **extra}, admin_key, logs / f"{index}.log")
+            ).base_url
+            for index, (name, extra) in enumerate(configs.items())
         }
+        mix_names = [name for name in servers if name != REDIS_NO_L1]
         with_summary = (
             httpx.get(
-                f"{servers['none']}/api/v1/quality/summary?product_sku={PRODUCTS[0]}", timeout=30
+                f"{servers['none']}{API_PREFIX}/quality/summary?product_sku={PRODUCTS[0]}",
+                headers=headers,
+                timeout=30,
             ).status_code
             == 200
         )
         paths = read_mix(with_summary)
-        for url in servers.values():  # warm-up: connections, caches, code paths
-            wrk.run(url, paths, 2, CONNECTIONS)
+        for name in mix_names:  # warm-up: connections, caches, code paths
+            wrk.run(servers[name], paths, 2, CONNECTIONS, headers)
 
-        mix: dict[str, list[wrk.WrkResult]] = {name: [] for name in servers}
-        queries: dict[str, list[float]] = {name: [] for name in servers}
+        mix: dict[str, list[wrk.WrkResult]] = {name: [] for name in mix_names}
+        queries: dict[str, list[float]] = {name: [] for name in mix_names}
         for _ in range(ROUNDS):
-            for name, url in servers.items():
+            for name in mix_names:
+                url = servers[name]
                 before = db_queries(url)
-                result = wrk.run(url, paths, SECONDS, CONNECTIONS)
+                result = wrk.run(url, paths, SECONDS, CONNECTIONS, headers)
                 after = db_queries(url)
                 mix[name].append(result)
                 if before is not None and after is not None and result.requests:
                     queries[name].append((after - before) / result.requests)
 
-        ceiling: dict[str, list[wrk.WrkResult]] = {"cached": [], "bare": []}
-        memory = servers["memory"]
+        # The bare app serves what the product answers, byte for byte.
+        shipped = httpx.get(f"{servers['memory']}{CHARGE_PATH}", headers=headers, timeout=10)
+        shipped.raise_for_status()
+        captured = {"etag": shipped.headers["etag"], "content-type": shipped.headers["content-type"]}
+        for name in CEILING_TARGETS:
+            if name in servers:
+                other = httpx.get(f"{servers[name]}{CHARGE_PATH}", headers=headers, timeout=10)
+                assert other.content == shipped.content and other.headers["etag"] == captured["etag"], name
+        bare = stack.enter_context(bare_server(shipped.content, captured)).base_url
+        answer = httpx.get(f"{bare}{CHARGE_PATH}", timeout=10)
+        assert answer.content == shipped.content and answer.headers["etag"] == captured["etag"]
+        ceiling_urls = {name: servers[name] for name in CEILING_TARGETS if name in servers}
+        ceiling_urls[BARE] = bare
+        for url in ceiling_urls.values():
+            wrk.run(url, [CHARGE_PATH], 2, CONNECTIONS, headers)
+        ceiling: dict[str, list[wrk.WrkResult]] = {name: [] for name in ceiling_urls}
         for _ in range(ROUNDS):
-            ceiling["cached"].append(wrk.run(memory, ["/api/v1/charges/1"], SECONDS, CONNECTIONS))
-            ceiling["bare"].append(wrk.run(memory, ["/bench/bare-charge"], SECONDS, CONNECTIONS))
+            for name, url in ceiling_urls.items():
+                ceiling[name].append(wrk.run(url, [CHARGE_PATH], SECONDS, CONNECTIONS, headers))
+        stack.close()  # stop the servers (and drop the database): their logs are complete now
+        log_lines = {name: count_lines(logs / f"{index}.log") for index, name in enumerate(configs)}
+    if use_redis:
+        delete_redis_keys(f"{prefix}-*")
+    write_result("http", report(mix, queries, ceiling, log_lines, with_summary, use_postgres))
 
-        if use_redis:
-            import redis
 
-            client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-            for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-                client.delete(key)
-
+def report(
+    mix: dict[str, list[wrk.WrkResult]],
+    queries: dict[str, list[float]],
+    ceiling: dict[str, list[wrk.WrkResult]],
+    log_lines: dict[str, int],
+    with_summary: bool,
+    use_postgres: bool,
+) -> dict[str, object]:
     rows = []
     for name, results in mix.items():
         rps = median([r.rps for r in results])
@@ -150,63 +228,116 @@ def main() -> None:
                 str(sum(r.errors for r in results)),
             ]
         )
-    cached = median([r.rps for r in ceiling["cached"]])
-    bare = median([r.rps for r in ceiling["bare"]])
-    write_result(
-        "http",
-        {
-            "title": "HTTP read path: cache none / memory / Redis, and the ceiling",
-            "tables": [
-                {
-                    "caption": (
-                        f"Read mix ({'60% charge by id, 30% filtered lists, 10% quality summary' if with_summary else '70% charge by id, 30% filtered lists'}; "
-                        f"{'PostgreSQL' if use_postgres else 'SQLite'}; 1 uvicorn worker; wrk 1 thread, {CONNECTIONS} connections, "
-                        f"{SECONDS} s x {ROUNDS} interleaved rounds; medians)"
-                    ),
-                    "columns": [
-                        "cache",
-                        "req/s",
-                        "p50 ms",
-                        "p95 ms",
-                        "p99 ms",
-                        "DB queries/request",
-                        "vs none",
-                        "errors",
-                    ],
-                    "rows": rows,
-                },
-                {
-                    "caption": "GET /api/v1/charges/{id} cached (memory) vs a bare Starlette route returning the same bytes in the same server (target >= 0.6)",
-                    "columns": ["route", "req/s (median)", "p50 ms", "p99 ms"],
-                    "rows": [
-                        [
-                            "GET /api/v1/charges/1 (cache hit)",
-                            f"{cached:,.0f}",
-                            f"{median([r.p50_ms for r in ceiling['cached']]):.2f}",
-                            f"{median([r.p99_ms for r in ceiling['cached']]):.2f}",
-                        ],
-                        [
-                            "GET /bench/bare-charge (ceiling)",
-                            f"{bare:,.0f}",
-                            f"{median([r.p50_ms for r in ceiling['bare']]):.2f}",
-                            f"{median([r.p99_ms for r in ceiling['bare']]):.2f}",
-                        ],
-                        ["ratio", f"{cached / bare:.2f}", "", ""],
-                    ],
-                },
-            ],
-            "notes": [f"machine: {machine()}"],
-            "series": {
-                "read mix req/s": {name: median([r.rps for r in results]) for name, results in mix.items()},
-                "read mix p95 ms": {
-                    name: median([r.p95_ms for r in results]) for name, results in mix.items()
-                },
-                "read mix p99 ms": {
-                    name: median([r.p99_ms for r in results]) for name, results in mix.items()
-                },
+    bare = ceiling[BARE]
+    ceiling_rows = [
+        [
+            f"{BARE} (ceiling)",
+            f"{median([r.rps for r in bare]):,.0f}",
+            f"{median([r.p50_ms for r in bare]):.2f}",
+            f"{median([r.p99_ms for r in bare]):.2f}",
+            "1.00x",
+            "",
+            "1.00x",
+            "",
+            str(sum(r.errors for r in bare)),
+        ]
+    ]
+    verdicts = []
+    for name, target in CEILING_TARGETS.items():
+        if name not in ceiling:
+            continue
+        results = ceiling[name]
+        ratio = median([r.rps / b.rps for r, b in zip(results, bare, strict=True)])
+        p99_ratio = median([r.p99_ms / max(b.p99_ms, 1e-3) for r, b in zip(results, bare, strict=True)])
+        label = CEILING_LABELS[name]
+        if target is None:
+            verdict = "reference"
+        else:
+            met = ratio >= target and p99_ratio <= P99_LIMIT
+            verdict = _verdict(met)
+            verdicts.append(
+                f"{label}: {ratio:.2f}x the bare app's req/s (budget >= {target}: {_verdict(ratio >= target)}), "
+                f"p99 {p99_ratio:.2f}x the bare app's (budget <= {P99_LIMIT:g}x: {_verdict(p99_ratio <= P99_LIMIT)})."
+            )
+        ceiling_rows.append(
+            [
+                label,
+                f"{median([r.rps for r in results]):,.0f}",
+                f"{median([r.p50_ms for r in results]):.2f}",
+                f"{median([r.p99_ms for r in results]):.2f}",
+                f"{ratio:.2f}x",
+                "-" if target is None else f">= {target}x",
+                f"{p99_ratio:.2f}x",
+                verdict,
+                str(sum(r.errors for r in results)),
+            ]
+        )
+    mix_caption = (
+        "60% charge by id, 30% filtered lists, 10% quality summary"
+        if with_summary
+        else "70% charge by id, 30% filtered lists"
+    )
+    return {
+        "title": "HTTP read path as shipped: cache none / memory / Redis, and the ceiling",
+        "tables": [
+            {
+                "caption": (
+                    f"Read mix ({mix_caption}; {'PostgreSQL' if use_postgres else 'SQLite'}; python -m erp_api "
+                    "serve, 1 worker, authentication + rate limiter + metrics + access log on, admin key; "
+                    f"wrk 1 thread, {CONNECTIONS} connections, {SECONDS} s x {ROUNDS} interleaved rounds; medians)"
+                ),
+                "columns": [
+                    "cache",
+                    "req/s",
+                    "p50 ms",
+                    "p95 ms",
+                    "p99 ms",
+                    "DB queries/request",
+                    "vs none",
+                    "errors",
+                ],
+                "rows": rows,
+            },
+            {
+                "caption": (
+                    f"GET {API_PREFIX}/charges/{{id}}, a cache hit, as shipped (1 worker; authentication, rate "
+                    "limiter, metrics and access log on; admin key) against a bare one-route Starlette app in "
+                    "a process of its own, same uvicorn arguments, serving the same body and ETag; wrk 1 thread, "
+                    f"{CONNECTIONS} connections, {SECONDS} s x {ROUNDS} interleaved rounds; medians, ratios are "
+                    f"medians of per-round ratios. Budget: req/s ratio as stated, p99 <= {P99_LIMIT:g}x"
+                ),
+                "columns": [
+                    "server",
+                    "req/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "req/s vs bare",
+                    "budget",
+                    "p99 vs bare",
+                    "verdict",
+                    "errors",
+                ],
+                "rows": ceiling_rows,
+            },
+        ],
+        "notes": [
+            *verdicts,
+            "Every server is `python -m erp_api serve` with its JSON logs (one access line per request) "
+            "going to a file; with Redis the rate limiter counts on Redis (leased tokens). JSON log lines "
+            f"written per server (all runs, warm-ups included): {log_lines}.",
+            "wrk, the servers, PostgreSQL and Redis share the machine's cores: the bare app's ceiling is "
+            "partly wrk's, and every row pays the same.",
+            f"machine: {machine()}",
+        ],
+        "series": {
+            "read mix req/s": {name: median([r.rps for r in results]) for name, results in mix.items()},
+            "read mix p95 ms": {name: median([r.p95_ms for r in results]) for name, results in mix.items()},
+            "read mix p99 ms": {name: median([r.p99_ms for r in results]) for name, results in mix.items()},
+            "cached charge read req/s": {
+                name: median([r.rps for r in results]) for name, results in ceiling.items()
             },
         },
-    )
+    }
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ compete for the same cores. The tables quote medians.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -25,7 +24,8 @@ from pathlib import Path
 import httpx
 
 from benchmarks import wrk
-from benchmarks.common import RESULTS, free_port, machine, median, run_cli, serve_process, write_result
+from benchmarks.common import RESULTS, machine, median, run_cli, write_result
+from testing.processes import running_server, serve_command
 
 ROUNDS = 6
 SECONDS = 2
@@ -49,13 +49,11 @@ CHARGE = {
 
 @contextmanager
 def serve(env: Mapping[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
-    """``python -m erp_api serve`` with stdout (the JSON log) going to ``log_path``: (URL, pid)."""
-    port = free_port()
+    """``python -m erp_api serve`` with its output (the JSON log) going to ``log_path``: (URL, pid)."""
     # One hash seed for all: dict layouts then differ between the servers only where their code does.
-    full_env = {**env, "ERP_HOST": "127.0.0.1", "ERP_PORT": str(port), "PYTHONHASHSEED": "0"}
-    command = [sys.executable, "-m", "erp_api", "serve"]
-    with log_path.open("wb") as log, serve_process(command, full_env, port, stdout=log) as (url, process):
-        yield url, process.pid
+    full_env = {**env, "PYTHONHASHSEED": "0"}
+    with running_server(full_env, command=serve_command(), log_path=log_path) as server:
+        yield server.base_url, server.process.pid
 
 
 def cpu_seconds(pid: int) -> float:

@@ -1,4 +1,6 @@
-"""SPC engine speed: rule sets on 100,000 points against the 200 ms target, and per rule numpy vs Python.
+"""SPC engine speed: rule sets on 100,000 points against the 200 ms target, per rule numpy vs Python,
+chart SVGs of 1,000 points against their 20 ms budget, and the X-bar/R chart of 10,000 subgroups built and
+serialized as the API sends it against its 50 ms budget.
 
 Run with ``python -m benchmarks.bench_spc``; writes ``var/bench/spc.json``.
 """
@@ -16,10 +18,19 @@ from typing import Any
 import numpy as np
 import orjson
 
+from erp_api.quality.chart_builder import chart_document
+from erp_api.quality.schemas import ControlChartQuery
+from erp_api.quality.spc.capability import capability_report
+from erp_api.quality.spc.individuals import individuals_charts
 from erp_api.quality.spc.rules import RULE_SETS, RuleName, find_violations, rule_mask, rule_masks
 from erp_api.quality.spc.series import analyse_series, spc_report
+from erp_api.quality.spc.subgroups import xbar_r_charts
+from erp_api.quality.spc.svg import capability_svg, control_chart_svg
 
 TARGET_MS = 200.0
+SVG_TARGET_MS = 20.0
+SUBGROUP_TARGET_MS = 50.0
+N_SUBGROUPS = 10_000
 N_LARGE = 100_000
 N_SMALL = 1_000
 OUTPUT = Path("var/bench/spc.json")
@@ -82,6 +93,66 @@ def python_rule(rule: RuleName, x: list[float], c: float, s: float) -> list[int]
     return flagged
 
 
+def svg_table() -> dict[str, Any]:
+    """Chart building and SVG drawing for 1,000 points (1,000 subgroups of 5) against the 20 ms budget."""
+    rng = np.random.default_rng(20240602)
+    values = rng.normal(10.0, 1.0, N_SMALL)
+    values[400:430] += 2.0  # a shift, so violations are drawn too
+    subgroups = rng.normal(10.0, 1.0, (N_SMALL, 5)).tolist()
+    charts = individuals_charts(values)
+    report = capability_report(values, lsl=6.0, usl=14.0, target=10.0)
+    cases = [
+        ("SVG of X + MR charts (charts built)", lambda: control_chart_svg(charts, title="X", lsl=6, usl=14)),
+        ("X + MR charts built and drawn", lambda: control_chart_svg(individuals_charts(values), title="X")),
+        (
+            "X-bar/R of 1,000 subgroups built and drawn",
+            lambda: control_chart_svg(xbar_r_charts(subgroups), title="R"),
+        ),
+        ("capability report", lambda: capability_report(values, lsl=6.0, usl=14.0, target=10.0)),
+        ("SVG of the capability picture", lambda: capability_svg(report, title="capability")),
+    ]
+    rows: list[list[object]] = []
+    for label, action in cases:
+        ms = median_ms(action, 50)
+        verdict = f"{SVG_TARGET_MS / ms:.1f}x under" if ms <= SVG_TARGET_MS else "OVER"
+        rows.append([label, f"{N_SMALL:,}", round(ms, 3), verdict])
+    return {
+        "caption": f"Median wall time of 50 runs; budget: a chart SVG of 1,000 points in {SVG_TARGET_MS:.0f} ms",
+        "columns": ["case", "points", "median ms", f"vs {SVG_TARGET_MS:.0f} ms budget"],
+        "rows": rows,
+    }
+
+
+def subgroup_table() -> dict[str, Any]:
+    """X-bar/R of 10,000 subgroups of 5: the engine, then the response body as the API serializes it."""
+    rng = np.random.default_rng(20240603)
+    subgroups = rng.normal(10.0, 1.0, (N_SUBGROUPS, 5)).tolist()
+    labels = [f"CH-2026-{i:06d}" for i in range(N_SUBGROUPS)]
+    query = ControlChartQuery(product_sku="PUMP-A", parameter="diameter_mm", chart="xbar_r")
+
+    def body() -> bytes:
+        charts = xbar_r_charts(subgroups, labels=labels)
+        return orjson.dumps(chart_document(query, "PUMP-A", charts))
+
+    cases = [
+        ("X-bar/R charts built", lambda: xbar_r_charts(subgroups, labels=labels)),
+        ("X-bar/R charts built and serialized (the response body)", body),
+    ]
+    rows: list[list[object]] = []
+    for label, action in cases:
+        ms = median_ms(action, 15)
+        verdict = f"{SUBGROUP_TARGET_MS / ms:.1f}x under" if ms <= SUBGROUP_TARGET_MS else "OVER"
+        rows.append([label, f"{N_SUBGROUPS:,}", round(ms, 3), verdict])
+    return {
+        "caption": (
+            f"Median wall time of 15 runs; budget: X-bar/R over {N_SUBGROUPS:,} subgroups of 5 in "
+            f"{SUBGROUP_TARGET_MS:.0f} ms of server time (engine + serialization, {len(body()):,} bytes)"
+        ),
+        "columns": ["case", "subgroups", "median ms", f"vs {SUBGROUP_TARGET_MS:.0f} ms budget"],
+        "rows": rows,
+    }
+
+
 def main() -> None:
     rng = np.random.default_rng(20240601)
     normal = rng.normal(10.0, 1.0, N_LARGE)
@@ -133,6 +204,8 @@ def main() -> None:
             "columns": ["rule", "numpy median ms", "pure Python median ms", "speed-up"],
             "rows": rule_rows,
         },
+        svg_table(),
+        subgroup_table(),
     ]
     report = {
         "title": "SPC engine: Nelson / Western Electric rules and chart analysis",

@@ -1,23 +1,23 @@
-"""What benchmarks share: result files, a private PostgreSQL database, a served app process."""
+"""What benchmarks share: result files, a private PostgreSQL database, the CLI, the machine.
+
+Server and worker processes come from ``testing.processes`` (shared with the tests and load runs).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,57 +66,6 @@ def postgres_database(prefix: str = "erp_bench") -> Iterator[str]:
         yield f"postgresql+asyncpg://{urlsplit(POSTGRES_ADMIN).netloc}/{name}"
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def serve_process(
-    command: list[str], env: Mapping[str, str], port: int, stdout: IO[bytes] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run a server command listening on ``port`` until it answers; yields (base URL, process)."""
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=stdout)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}")
-            try:
-                httpx.get(f"{base_url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield base_url, process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextmanager
-def served(
-    env: Mapping[str, str], factory: str = "erp_api.app:create_app", workers: int = 1
-) -> Iterator[str]:
-    """Serve ``factory`` with uvicorn in its own process; yields the base URL."""
-    port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", factory,
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-        "--workers", str(workers),
-    ]  # fmt: skip
-    with serve_process(command, env, port) as (base_url, _process):
-        yield base_url
 
 
 def run_cli(env: Mapping[str, str], *args: str) -> None:

@@ -13,9 +13,7 @@ ORDER = ["cache", "spc", "http", "observability", "quality", "analysis", "scalin
 
 
 def main() -> int:
-    modules = sorted(
-        path.stem for path in (ROOT / "benchmarks").glob("bench_*.py") if path.stem != "bench_server"
-    )
+    modules = sorted(path.stem for path in (ROOT / "benchmarks").glob("bench_*.py"))
     names = [name.removeprefix("bench_") for name in modules]
     names.sort(key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER), name))
     for stale in RESULTS.glob("*.json"):

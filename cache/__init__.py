@@ -11,6 +11,7 @@ from cache.backends import (
     MemoryBackend,
     NullBackend,
     RedisBackend,
+    TieredBackend,
     build_backend,
 )
 from cache.breaker import CircuitBreaker
@@ -30,6 +31,7 @@ __all__ = [
     "NamespaceStats",
     "NullBackend",
     "RedisBackend",
+    "TieredBackend",
     "build_backend",
     "encode_key",
 ]

@@ -4,6 +4,8 @@
 ``open``: calls are refused without touching the backend, so nobody pays its timeout, until
 ``reset_timeout`` seconds have passed. Then one caller gets ``try_probe() == True`` (``half_open``):
 its success closes the circuit, its failure opens it for another ``reset_timeout``.
+``force_probe()`` skips the cool-down, for a probe that must not wait (the repair after a missed
+invalidation).
 """
 
 from __future__ import annotations
@@ -57,6 +59,17 @@ class CircuitBreaker:
             self.state = "half_open"
             return True
         return False
+
+    def probe_due_in(self) -> float:
+        """Seconds until ``try_probe`` can return True; 0.0 unless the circuit is open."""
+        if self.state != "open":
+            return 0.0
+        return max(0.0, self.reset_timeout - (self._clock() - self._opened_at))
+
+    def force_probe(self) -> None:
+        """Turn an open circuit half-open now, cool-down or not; the caller then reports back."""
+        if self.state == "open":
+            self.state = "half_open"
 
     def record_success(self) -> None:
         """A call succeeded: forget earlier failures; a successful probe closes the circuit.

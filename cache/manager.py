@@ -10,11 +10,12 @@ never joins a load that started before it.
 
 Backend outages (see ``cache.guard``): failures never reach ``get_or_load`` callers; they run the
 loader instead. After ``failure_threshold`` consecutive failures a circuit breaker stops calling the
-backend for ``reset_timeout`` seconds, then one background probe checks it. An invalidation that
+backend for ``reset_timeout`` seconds, then a background probe checks it. An invalidation that
 fails (or is skipped while the circuit is open) returns False and marks the manager dirty: it then
-serves nothing from the backend until a probe has bumped the epoch, which invalidates every entry of
-the prefix in every process. Until then, other processes may still serve entries that invalidation
-should have removed; their TTL bounds how long.
+serves nothing from the backend, and a background task (started by that failure, no read needed)
+bumps the epoch as soon as the backend answers, trying every ``repair_interval`` seconds; the bump
+invalidates every entry of the prefix in every process. Until it lands, other processes that can
+reach the backend may serve entries that invalidation covered: it has not completed.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class CacheManager:
     fraction of up to ``jitter`` so that entries filled together do not expire together (an entry
     never outlives the TTL asked for). ``on_event(namespace, event)`` is called for every counted
     event (see ``cache.stats``). One manager per backend.
+
+    Outages: ``failure_threshold`` consecutive backend failures open the circuit for
+    ``reset_timeout`` seconds; after a missed invalidation the epoch bump is retried every
+    ``repair_interval`` seconds until it lands (see ``cache.guard``).
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class CacheManager:
         on_event: EventHook | None = None,
         failure_threshold: int = 3,
         reset_timeout: float = 5.0,
+        repair_interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not IDENTIFIER.match(prefix):
@@ -95,10 +101,13 @@ class CacheManager:
             ),
             repair=lambda: backend.invalidate(self._clock_key, (self._epoch_key,)),
             ping=backend.ping,
+            repair_interval=repair_interval,
+            clock=clock,
         )
         self._namespaces = Namespaces(self._entry_prefix, on_event)
         self._flights: SingleFlight[tuple[str, tuple[str, ...], Versions], Hit] = SingleFlight()
         backend.set_eviction_listener(self._namespaces.evicted)
+        backend.bind_prefix(prefix)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -158,9 +167,11 @@ class CacheManager:
         """Invalidate every entry stored with any of ``tags``, in every process sharing the backend.
 
         Returns True once the invalidation has completed: no call starting afterwards returns a value
-        loaded before. Returns False if the backend could not be reached (never raises for that);
-        this manager then serves nothing from the backend until it has bumped the epoch there, and
-        other processes may serve affected entries until then (at most for their TTL).
+        loaded before (with a tiered backend: in this process at once, in others within its
+        coherence window). Returns False if the backend could not be reached (never raises for
+        that); this manager then serves nothing from the backend until its background repair has
+        bumped the epoch there, which it retries until the backend answers; other processes that
+        still reach the backend may serve affected entries until then.
         """
         version_keys = tuple(self._tag_prefix + tag for tag in validate_tags(tags))
         return await self._invalidate(version_keys) if version_keys else True

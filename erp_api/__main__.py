@@ -1,13 +1,27 @@
-"""Command line: ``python -m erp_api migrate | seed | serve | keys ...``."""
+"""Command line: ``python -m erp_api migrate | seed | serve | keys ... | rollups check|rebuild``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from typing import Any, Final
 
 from erp_api.security.cli import add_key_commands, run_key_command
 from erp_api.settings import Settings, SettingsError, load_settings
+
+SERVER_OPTIONS: Final[dict[str, Any]] = {
+    # Named, not "auto": without the C extensions uvicorn would fall back to pure Python, silently
+    # serving at a fraction of the speed.
+    "loop": "uvloop",
+    "http": "httptools",
+    "log_level": "warning",
+    "log_config": None,  # records go to the JSON handler configure_logging() installed
+    "access_log": False,  # the app writes its own access line per request
+    "server_header": False,  # no "server: uvicorn": nothing to fingerprint (the Date header stays)
+    "timeout_graceful_shutdown": 10,
+}
+"""uvicorn's options for ``serve``, host, port and workers aside (``benchmarks/bare_app.py`` uses them too)."""
 
 
 async def _seed(settings: Settings) -> None:
@@ -36,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("seed", help="add demo data to an empty database")
     commands.add_parser("serve", help="serve the API with uvicorn on ERP_HOST:ERP_PORT")
     add_key_commands(commands)
+    rollups = commands.add_parser(
+        "rollups",
+        help="check the quality rollups against the measurements (exit 1 if they differ), or rebuild them",
+    )
+    rollups.add_argument("action", choices=("check", "rebuild"))
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -45,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "keys":
         return asyncio.run(run_key_command(args, settings))
+    if args.command == "rollups":
+        from erp_api.quality.reconciliation import run_command
+
+        return asyncio.run(run_command(settings, args.action))
     if args.command == "migrate":
         from erp_api.migrate import upgrade
 
@@ -66,10 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
-            log_level="warning",
-            log_config=None,  # records go to the JSON handler configure_logging() installed
-            access_log=False,  # the app writes its own access line per request
-            timeout_graceful_shutdown=10,
+            **SERVER_OPTIONS,
         )
     return 0
 

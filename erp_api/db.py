@@ -74,6 +74,19 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+async def read_snapshot(session: AsyncSession) -> None:
+    """Make every following statement of ``session`` read the same snapshot (call before the first).
+
+    A read of several statements then never sees a commit in some of them only: PostgreSQL runs the
+    transaction REPEATABLE READ; SQLite (whose driver begins transactions only before writes) gets an
+    explicit BEGIN, and WAL keeps the snapshot of its first read until the session ends.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    else:
+        await (await session.connection()).exec_driver_sql("BEGIN")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC timestamps in Python; PostgreSQL stores timestamptz, SQLite a sortable UTC text."""
 

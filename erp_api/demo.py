@@ -10,12 +10,13 @@ from decimal import Decimal
 from sqlalchemy import Row, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from erp_api.charges.models import Charge
+from erp_api.charges.models import Charge, ChargeStatusChange
 from erp_api.charges.repository import ChargeRepository
 from erp_api.charges.states import ChargeStatus
 from erp_api.quality.models import QualitySpec
 from erp_api.quality.records import NewMeasurement
 from erp_api.quality.repository import MeasurementRepository
+from erp_api.quality.rollups import SeriesRollups
 
 PRODUCTS = ("PUMP-HOUSING-A", "VALVE-BODY-B", "GEAR-SHAFT-C", "SEAL-RING-D", "IMPELLER-E")
 LINES = ("L1", "L2", "L3", "L4")
@@ -35,6 +36,15 @@ STATUS_WEIGHTS = {
 }
 DEMO_CHARGES = 2_400
 BATCH = 500
+# The life cycle that led each demo charge to its status, as the API would have recorded it.
+STATUS_PATHS: dict[str, tuple[ChargeStatus, ...]] = {
+    ChargeStatus.PLANNED: (),
+    ChargeStatus.IN_PRODUCTION: (ChargeStatus.IN_PRODUCTION,),
+    ChargeStatus.QUARANTINED: (ChargeStatus.IN_PRODUCTION, ChargeStatus.QUARANTINED),
+    ChargeStatus.RELEASED: (ChargeStatus.IN_PRODUCTION, ChargeStatus.RELEASED),
+    ChargeStatus.REJECTED: (ChargeStatus.IN_PRODUCTION, ChargeStatus.REJECTED),
+}
+DEMO_ACTOR = "system (demo seed)"
 
 
 def demo_charges(count: int = DEMO_CHARGES, seed: int = 20261122) -> list[dict[str, object]]:
@@ -63,15 +73,45 @@ def demo_charges(count: int = DEMO_CHARGES, seed: int = 20261122) -> list[dict[s
     return rows
 
 
+def demo_status_changes(charges: Sequence[Charge]) -> list[dict[str, object]]:
+    """The status changes that brought each charge from planned to its status: production starts
+    when the charge is produced, the decision on it two hours later."""
+    rows: list[dict[str, object]] = []
+    for charge in charges:
+        previous = ChargeStatus.PLANNED
+        for step, status in enumerate(STATUS_PATHS[charge.status]):
+            rows.append(
+                {
+                    "charge_id": charge.id,
+                    "from_status": previous.value,
+                    "to_status": status.value,
+                    "reason": "demo data",
+                    "changed_at": charge.produced_at + timedelta(hours=2 * step),
+                    "actor_key_id": None,
+                    "actor_name": DEMO_ACTOR,
+                    "actor_role": "admin",
+                }
+            )
+            previous = status
+    return rows
+
+
 async def seed_charges(sessions: async_sessionmaker[AsyncSession]) -> int:
-    """Insert the demo charges unless the database already has charges; returns how many were added."""
+    """Insert the demo charges and their status histories unless the database already has charges;
+    returns how many charges were added.
+
+    Seed data goes in through the repository: the API creates charges planned only.
+    """
     async with sessions.begin() as session:
         repository = ChargeRepository(session)
         if await repository.count() > 0:
             return 0
         rows = demo_charges()
         for start in range(0, len(rows), BATCH):
-            await repository.insert_many(rows[start : start + BATCH])
+            charges = await repository.insert_many(rows[start : start + BATCH])
+            changes = demo_status_changes(charges)
+            if changes:
+                await session.execute(insert(ChargeStatusChange), changes)
     return len(rows)
 
 
@@ -173,4 +213,7 @@ async def seed_quality(sessions: async_sessionmaker[AsyncSession]) -> tuple[int,
         await MeasurementRepository(session).insert_bulk(
             [(r.charge_id, r.product_sku, r.parameter, r.value, r.measured_at, now) for r in rows]
         )
+        # Bulk-inserted rows bypass the writer: their series' rollups are built from them.
+        for product_sku, parameter in sorted({(r.product_sku, r.parameter) for r in rows}):
+            await SeriesRollups(session).rebuild(product_sku, parameter)
     return len(specs), len(rows)

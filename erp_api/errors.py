@@ -10,6 +10,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://erp-api.dev/problems/"
@@ -88,6 +89,28 @@ class ServiceUnavailable(ApiError):
     title = "Service unavailable"
 
 
+class Unauthorized(ApiError):
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+
+class BodyTooLarge(PayloadTooLarge):
+    """Raised from ``receive`` once a streamed body passes the route's limit; handled as a 413."""
+
+
 def problem_response(
     status: int,
     title: str,
@@ -113,17 +136,35 @@ def problem_response(
     )
 
 
+def error_response(error: ApiError, instance: str | None) -> Response:
+    """``error`` as a problem+json response about ``instance`` (the request path)."""
+    return problem_response(
+        error.status,
+        error.title,
+        error.detail,
+        slug=error.slug,
+        instance=instance,
+        extra=error.extra,
+        headers=error.headers,
+    )
+
+
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return problem_response(
-        exc.status,
-        exc.title,
-        exc.detail,
-        slug=exc.slug,
-        instance=request.url.path,
-        extra=exc.extra,
-        headers=exc.headers,
-    )
+    return error_response(exc, request.url.path)
+
+
+async def send_error(
+    error: ApiError,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer with ``error`` (plus ``headers``) from a middleware, outside Starlette's exception handling."""
+    response = error_response(error, scope.get("path"))
+    response.raw_headers.extend(headers)
+    await response(scope, receive, send)
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,10 @@ error naming the field, so a route never builds an error by hand.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from functools import cache
+from types import UnionType
+from typing import Any, Final, TypeVar, Union, get_args, get_origin
+from urllib.parse import urlencode
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -21,10 +24,14 @@ from erp_api.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from erp_api.pagination import next_cursor_of
 
 M = TypeVar("M", bound=BaseModel)
 
+API_PREFIX: Final = "/api/v1"
+"""Where the API's routes are mounted; every path of the API, and every link to one, starts with it."""
 JSON_MEDIA_TYPE = "application/json"
+_JSON_CONTENT_TYPE: Final = JSON_MEDIA_TYPE.encode("latin-1")
 
 
 def json_response(payload: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -33,12 +40,57 @@ def json_response(payload: Any, status_code: int = 200, headers: Mapping[str, st
     return Response(body, status_code=status_code, headers=dict(headers or {}), media_type=JSON_MEDIA_TYPE)
 
 
+class JsonDocumentResponse(Response):
+    """200 with already-serialized JSON and its ``ETag``, for cached reads: the raw headers are built
+    at once, where ``Response.__init__`` would work out the same from a mapping of str."""
+
+    media_type = JSON_MEDIA_TYPE
+
+    def __init__(self, body: bytes, etag: str) -> None:
+        # Not Response.__init__: it would render the body and encode the same headers from str.
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"etag", etag.encode("latin-1")),
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", _JSON_CONTENT_TYPE),
+        ]
+
+
+def paged_response(
+    request: Request, page: bytes | dict[str, Any], headers: Mapping[str, str] | None = None
+) -> Response:
+    """A page of a keyset listing (``{"items": [...], ..., "next_cursor": ...}``) with, unless it is
+    the last, an RFC 8288 ``Link: <...>; rel="next"``: the request's path and query, every other
+    parameter kept in order, ``cursor`` set to the page's ``next_cursor``."""
+    cursor = next_cursor_of(page)
+    links = {} if cursor is None else {"Link": f'<{next_page_url(request, cursor)}>; rel="next"'}
+    return json_response(page, headers={**(headers or {}), **links})
+
+
+def next_page_url(request: Request, cursor: str) -> str:
+    """The relative URL of the page after ``request``'s: the same query with ``cursor`` replaced."""
+    params = [(key, value) for key, value in request.query_params.multi_items() if key != "cursor"]
+    return f"{request.url.path}?{urlencode([*params, ('cursor', cursor)])}"
+
+
+# pydantic words what a validator raises as "Value error, <message>"; the client gets the message.
+_LIBRARY_PREFIXES: Final = {"value_error": "Value error, ", "assertion_error": "Assertion failed, "}
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    message = str(error["msg"])
+    prefix = _LIBRARY_PREFIXES.get(error["type"])
+    return message.removeprefix(prefix) if prefix else message
+
+
 def _error_list(exc: ValidationError, root: str) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors(include_url=False, include_input=False):
         path = ".".join(str(part) for part in error["loc"])
         errors.append(
-            {"field": f"{root}.{path}" if path else root, "message": error["msg"], "type": error["type"]}
+            {"field": f"{root}.{path}" if path else root, "message": _message(error), "type": error["type"]}
         )
     return errors
 
@@ -104,9 +156,16 @@ def parse_json(body: bytes, model: type[M]) -> M:
 
 
 def read_query(request: Request, model: type[M]) -> M:
-    """Validate the query string into ``model``; unknown and repeated parameters are refused."""
-    params: dict[str, str] = {}
+    """Validate the query string into ``model``; unknown parameters are refused, and so are repeated
+    ones unless the model's field is a list (``?status=a&status=b``)."""
+    repeatable = _list_fields(model)
+    params: dict[str, str | list[str]] = {}
     for key, value in request.query_params.multi_items():
+        if key in repeatable:
+            values = params.setdefault(key, [])
+            if isinstance(values, list):
+                values.append(value)
+            continue
         if key in params:
             raise ValidationFailed(
                 f"query.{key}: given more than once",
@@ -117,6 +176,22 @@ def read_query(request: Request, model: type[M]) -> M:
         return model.model_validate(params)
     except ValidationError as exc:
         raise validation_failed(exc, "query") from None
+
+
+@cache
+def _list_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The query names of ``model``'s list fields (``list[X]`` or ``list[X] | None``)."""
+
+    def is_list(annotation: Any) -> bool:
+        if get_origin(annotation) is list:
+            return True
+        return get_origin(annotation) in (Union, UnionType) and any(
+            is_list(arg) for arg in get_args(annotation)
+        )
+
+    return frozenset(
+        info.alias or name for name, info in model.model_fields.items() if is_list(info.annotation)
+    )
 
 
 def path_int(request: Request, name: str) -> int:

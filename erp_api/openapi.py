@@ -1,27 +1,36 @@
 """The OpenAPI 3.1 document, generated from the routes and the pydantic models they declare.
 
 Endpoints carry an ``Operation`` (attached with ``describe``); the document walks the app's routes,
-so a route that exists is a route that is documented. Given the access policy (``access``), each
-operation also documents its bearer-key security, the role it needs, and the 401/403/429 answers.
+so a route that exists is a route that is documented. Each operation also documents its bearer-key
+security, the role its route declares (``security/access.py``), and the 401/403/429 answers.
+
+Made for client generators: an operation's id is its handler's name (``list_charges``,
+``post_measurements``; unique, or the document is not built); every model, and every type marked
+with ``schemas.SchemaName``, is one named component that each use refers to; the headers a client
+acts on are documented on the responses that carry them (``ETag``, ``Location``, ``Link`` on every
+page of a listing, ``RateLimit-*`` on every answer, ``Retry-After`` on a 429).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, Final, Literal, TypeVar, cast
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
-from starlette.routing import BaseRoute, Mount, Route
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from starlette.routing import BaseRoute, Route
 
 from erp_api import __version__
+from erp_api.routing import walk_routes
+from erp_api.security.access import access_of
+from erp_api.security.roles import PUBLIC, Requirement
 
 F = TypeVar("F", bound=Callable[..., Any])
-Access = Callable[[str, str], str | None]
-"""(method, route template) -> the role an operation needs, or None for a public one."""
+REF_TEMPLATE: Final = "#/components/schemas/{model}"
 
 BEARER_SCHEME: dict[str, Any] = {
     "type": "http",
@@ -30,12 +39,40 @@ BEARER_SCHEME: dict[str, Any] = {
 }
 # Every body is parsed (400), bounded (413), typed (415) and validated (422) the same way.
 BODY_ERRORS = frozenset({400, 413, 415, 422})
-RATE_LIMIT_HEADERS: dict[str, Any] = {
-    "Retry-After": {"required": True, "schema": {"type": "integer"}, "description": "Seconds to wait"},
-    "RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests per window"},
-    "RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "Requests left now"},
-    "RateLimit-Reset": {"schema": {"type": "integer"}, "description": "Seconds until the full quota is back"},
+
+
+def _header(description: str, *, required: bool = False, integer: bool = False) -> dict[str, Any]:
+    return {
+        "required": required,
+        "schema": {"type": "integer" if integer else "string"},
+        "description": description,
+    }
+
+
+RATE_LIMIT_STATE: Final[dict[str, Any]] = {
+    "RateLimit-Limit": _header("Requests per window (when rate limiting is on)", integer=True),
+    "RateLimit-Remaining": _header("Requests left now", integer=True),
+    "RateLimit-Reset": _header("Seconds until the full quota is back", integer=True),
 }
+RATE_LIMIT_HEADERS: Final[dict[str, Any]] = {
+    "Retry-After": _header("Seconds to wait before the next request", required=True, integer=True),
+    **RATE_LIMIT_STATE,
+}
+ResponseHeader = Literal["ETag", "Location", "Idempotent-Replayed"]
+RESPONSE_HEADERS: Final[dict[ResponseHeader, dict[str, Any]]] = {
+    "ETag": _header(
+        "The entity tag of this version: send it as If-Match to change it, If-None-Match to revalidate",
+        required=True,
+    ),
+    "Location": _header("The URL of the resource the request created", required=True),
+    "Idempotent-Replayed": _header(
+        "true when the Idempotency-Key was seen before and this answer is the first request's"
+    ),
+}
+LINK_HEADER: Final = _header(
+    'RFC 8288 link to the next page, e.g. `</api/v1/charges?limit=50&cursor=...>; rel="next"` '
+    "(every other query parameter kept); absent on the last page"
+)
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -73,6 +110,12 @@ class Operation:
     headers: Mapping[str, str] = field(default_factory=dict)
     # Path parameters are integer ids unless this model describes them.
     path: type[BaseModel] | None = None
+    # The headers (of RESPONSE_HEADERS) that a success status carries; Link is found by itself.
+    response_headers: Mapping[int, tuple[ResponseHeader, ...]] = field(default_factory=dict)
+    # A typical request body, shown in the docs and tried by client generators and fuzzers.
+    example: Any = None
+    # Success bodies that are not JSON, by status: their media type (e.g. image/svg+xml).
+    produces: Mapping[int, str] = field(default_factory=dict)
 
 
 def describe(operation: Operation) -> Callable[[F], F]:
@@ -85,62 +128,47 @@ def describe(operation: Operation) -> Callable[[F], F]:
     return attach
 
 
-def _walk(routes: Iterable[BaseRoute], prefix: str = "") -> Iterable[tuple[str, Route]]:
-    for route in routes:
-        if isinstance(route, Mount):
-            yield from _walk(route.routes, prefix + route.path)
-        elif isinstance(route, Route) and route.include_in_schema:
-            yield prefix + route.path, route
-
-
 def _path_template(path: str) -> tuple[str, list[str]]:
     names = re.findall(r"{([^}:]+)(?::[^}]+)?}", path)
     return re.sub(r"{([^}:]+)(?::[^}]+)?}", r"{\1}", path), names
 
 
-def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[dict[str, Any]]:
-    params = []
-    for name, info in model.model_fields.items():
-        wire_name = info.alias or name
-        params.append(
-            {
-                "name": wire_name,
-                "in": "query",
-                "required": info.is_required(),
-                "schema": schema["properties"][wire_name],
-            }
-        )
-    return params
+Entry = tuple[str, Route, Operation]
 
 
-def build_openapi(
-    routes: Iterable[BaseRoute], title: str = "erp-api", access: Access | None = None
-) -> dict[str, Any]:
-    entries = [(path, route, getattr(route.endpoint, "__openapi__", None)) for path, route in _walk(routes)]
-    models: set[type[BaseModel]] = set()
-    for _, _, op in entries:
-        if op is None:
-            continue
-        models.update(model for model in (op.body, *op.responses.values()) if model is not None)
-    ordered = sorted(models, key=lambda model: model.__name__)
-    keyed, defs = models_json_schema(
-        [(model, "validation" if _is_input(model, entries) else "serialization") for model in ordered],
-        ref_template="#/components/schemas/{model}",
-    )
-    components: dict[str, Any] = dict(defs.get("$defs", {}))
+def operation_id(route: Route) -> str:
+    """The handler's name: it says what the operation does (``list_charges``), method included."""
+    return route.name
+
+
+def build_openapi(routes: Iterable[BaseRoute], title: str = "erp-api") -> dict[str, Any]:
+    entries: list[Entry] = [
+        (path, route, route.endpoint.__openapi__)
+        for path, route in walk_routes(routes)
+        if route.include_in_schema and hasattr(route.endpoint, "__openapi__")
+    ]
+    repeated = [name for name, count in Counter(operation_id(r) for _, r, _ in entries).items() if count > 1]
+    if repeated:
+        raise ValueError(f"operation ids must be unique; rename the handlers {', '.join(sorted(repeated))}")
+    keyed, components = _components(entries)
+    # Query strings and path parameters are parameters, not schemas of their own.
+    parameter_models = {model for _, _, op in entries for model in (op.query, op.path) if model is not None}
+    parameters = {
+        model: components[_ref_name(keyed[(model, "validation")])]["properties"] for model in parameter_models
+    }
+    for parameter_model in parameter_models:
+        del components[_ref_name(keyed[(parameter_model, "validation")])]
     components["Problem"] = PROBLEM_SCHEMA
 
     paths: dict[str, dict[str, Any]] = {}
     for path, route, op in entries:
-        if op is None:
-            continue
         template, names = _path_template(path)
-        path_schemas = op.path.model_json_schema()["properties"] if op.path is not None else {}
+        path_schemas = parameters[op.path] if op.path is not None else {}
         for method in sorted((route.methods or set()) - {"HEAD"}):
             operation: dict[str, Any] = {
                 "summary": op.summary,
                 "tags": [op.tag],
-                "operationId": f"{method.lower()}_{route.name}",
+                "operationId": operation_id(route),
                 "parameters": [
                     {
                         "name": name,
@@ -163,33 +191,26 @@ def build_openapi(
                 "responses": {},
             }
             if op.query is not None:
-                operation["parameters"] += _query_parameters(
-                    op.query, op.query.model_json_schema(ref_template="#/components/schemas/{model}")
-                )
+                operation["parameters"] += _query_parameters(op.query, parameters[op.query])
             if op.body is not None:
-                ref = keyed[(op.body, "validation")]
-                operation["requestBody"] = {
-                    "required": True,
-                    "content": {"application/json": {"schema": ref}},
-                }
+                content: dict[str, Any] = {"schema": keyed[(op.body, "validation")]}
+                if op.example is not None:
+                    content["example"] = op.example
+                operation["requestBody"] = {"required": True, "content": {"application/json": content}}
             for status, model in op.responses.items():
-                response: dict[str, Any] = {"description": _reason(status)}
-                if model is not None:
-                    schema = keyed.get((model, "validation")) or keyed[(model, "serialization")]
-                    response["content"] = {"application/json": {"schema": schema}}
-                operation["responses"][str(status)] = response
-            errors = set(op.errors) | (BODY_ERRORS if op.body else set()) | ({422} if op.query else set())
-            if access is not None:
-                errors |= _secure(operation, access(method, path))
+                operation["responses"][str(status)] = _success(op, status, model, keyed)
+            # A query string or path parameters described by a model are validated (422).
+            validated = {422} if op.query is not None or op.path is not None else set()
+            errors = set(op.errors) | (BODY_ERRORS if op.body else set()) | validated
+            errors |= _secure(operation, access_of(route).role)
             for status in sorted(errors):
                 operation["responses"][str(status)] = {
                     "description": _reason(status),
+                    "headers": RATE_LIMIT_HEADERS if status == 429 else RATE_LIMIT_STATE,
                     "content": {
                         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
                     },
                 }
-                if status == 429:
-                    operation["responses"]["429"]["headers"] = RATE_LIMIT_HEADERS
             paths.setdefault(template, {})[method.lower()] = operation
     document: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -197,24 +218,82 @@ def build_openapi(
         "paths": paths,
         "components": {"schemas": components},
     }
-    if access is not None:
-        document["components"]["securitySchemes"] = {"bearerAuth": BEARER_SCHEME}
-        document["security"] = [{"bearerAuth": []}]
+    document["components"]["securitySchemes"] = {"bearerAuth": BEARER_SCHEME}
+    document["security"] = [{"bearerAuth": []}]
     return document
 
 
-def _secure(operation: dict[str, Any], role: str | None) -> set[int]:
+def _components(
+    entries: list[Entry],
+) -> tuple[dict[tuple[type[BaseModel], JsonSchemaMode], Any], dict[str, Any]]:
+    """Every model the operations name, and every type they mark, as named schemas: bodies, query
+    strings and path parameters as validated, responses as serialized (unless also a body)."""
+    inputs = {model for _, _, op in entries for model in (op.body, op.query, op.path) if model is not None}
+    outputs = {model for _, _, op in entries for model in op.responses.values() if model is not None}
+    modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (model, "validation" if model in inputs else "serialization")
+        for model in sorted(inputs | outputs, key=lambda model: model.__name__)
+    ]
+    keyed, defs = models_json_schema(modes, ref_template=REF_TEMPLATE)
+    return {(cast(type[BaseModel], model), mode): ref for (model, mode), ref in keyed.items()}, dict(
+        defs.get("$defs", {})
+    )
+
+
+def _ref_name(schema: Mapping[str, Any]) -> str:
+    return str(schema["$ref"]).rsplit("/", 1)[1]
+
+
+def _query_parameters(model: type[BaseModel], properties: Mapping[str, Any]) -> list[dict[str, Any]]:
+    params = []
+    for name, info in model.model_fields.items():
+        wire_name = info.alias or name
+        parameter: dict[str, Any] = {
+            "name": wire_name,
+            "in": "query",
+            "required": info.is_required(),
+            "schema": properties[wire_name],
+        }
+        if info.description:
+            parameter["description"] = info.description
+        if _is_list(properties[wire_name]):
+            # ?status=a&status=b
+            parameter["style"], parameter["explode"] = "form", True
+        params.append(parameter)
+    return params
+
+
+def _is_list(schema: Mapping[str, Any]) -> bool:
+    return schema.get("type") == "array" or any(_is_list(option) for option in schema.get("anyOf", ()))
+
+
+def _success(
+    op: Operation,
+    status: int,
+    model: type[BaseModel] | None,
+    keyed: Mapping[tuple[type[BaseModel], JsonSchemaMode], Any],
+) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": _reason(status)}
+    headers: dict[str, Any] = {name: RESPONSE_HEADERS[name] for name in op.response_headers.get(status, ())}
+    if model is not None:
+        schema = keyed.get((model, "validation")) or keyed[(model, "serialization")]
+        response["content"] = {"application/json": {"schema": schema}}
+        if "next_cursor" in model.model_fields:
+            headers["Link"] = LINK_HEADER
+    if status in op.produces:
+        response["content"] = {op.produces[status]: {"schema": {"type": "string"}}}
+    response["headers"] = {**headers, **RATE_LIMIT_STATE}
+    return response
+
+
+def _secure(operation: dict[str, Any], role: Requirement) -> set[int]:
     """Mark ``operation`` public or name its role; returns the error statuses that follow from that."""
-    if role is None:
+    if role == PUBLIC:
         operation["security"] = []
         return {429}
-    operation["x-required-role"] = role
-    operation["description"] = f"Needs an API key with the {role} role or one above it."
+    operation["x-required-role"] = role.value
+    operation["description"] = f"Needs an API key with the {role.value} role or one above it."
     return {401, 403, 429}
-
-
-def _is_input(model: type[BaseModel], entries: list[tuple[str, Route, Operation | None]]) -> bool:
-    return any(op is not None and (op.body is model) for _, _, op in entries)
 
 
 def _reason(status: int) -> str:

@@ -19,7 +19,14 @@ class SettingsError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    """Everything configurable about the service; nothing else reads the environment."""
+    """Everything configurable about the service; nothing else reads the environment.
+
+    Test only: ``analysis_task_delay_seconds`` (a sleep inside each analysis run) and
+    ``analysis_task_pause_after_commit_seconds`` (a sleep after a run's outcome is committed, before
+    its message is acknowledged) let process tests kill a worker at a chosen point;
+    ``rule_check_delay_seconds`` (a sleep before each round of the on-ingest rule check) lets them kill
+    the server between a commit and its check. All stay 0.
+    """
 
     model_config = SettingsConfigDict(env_prefix="ERP_", extra="ignore", frozen=True)
 
@@ -41,11 +48,17 @@ class Settings(BaseSettings):
     db_echo: bool = False
 
     # Cache
-    cache_backend: Literal["memory", "redis", "none"] = "memory"
+    cache_backend: Literal["memory", "redis", "none"] = Field("memory", validate_default=True)
     cache_default_ttl_seconds: float = Field(60.0, gt=0)
     cache_max_entries: int = Field(20_000, ge=1)
     cache_max_bytes: int = Field(128 * 2**20, ge=1024)
     cache_prefix: str = Field("erp", min_length=1, max_length=64)
+    # Redis only: a per-process L1 in front of Redis, kept coherent over pub/sub (cache/README.md).
+    # auto = on with ERP_CACHE_BACKEND=redis. Another worker's invalidation reaches the L1 within
+    # the coherence window; this worker's own invalidations at once.
+    cache_l1: Literal["auto", "on", "off"] = "auto"
+    cache_l1_max_entries: int = Field(10_000, ge=1)
+    cache_coherence_window_ms: float = Field(50.0, ge=1, le=10_000)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_seconds: float = Field(0.25, gt=0, le=30)
     redis_pool_size: int = Field(50, ge=1, le=1000)
@@ -67,23 +80,55 @@ class Settings(BaseSettings):
     analysis_stuck_after_seconds: float = Field(600.0, gt=0)
     analysis_requeue_after_seconds: float = Field(120.0, gt=0)
     analysis_max_attempts: int = Field(5, ge=1, le=100)
-    analysis_task_delay_seconds: float = Field(0.0, ge=0, le=600)
+    analysis_task_delay_seconds: float = Field(0.0, ge=0, le=600)  # test only
+    analysis_task_pause_after_commit_seconds: float = Field(0.0, ge=0, le=600)  # test only
     reaper_interval_seconds: float = Field(60.0, gt=0)
     cache_warm_interval_seconds: float = Field(300.0, ge=0)
     retention_enabled: bool = False
     retention_max_age_days: int = Field(365, ge=1)
     retention_interval_seconds: float = Field(86_400.0, gt=0)
 
+    # Webhooks (erp_api/webhooks): each attempt's timeout (connect, read, write, and the whole), the
+    # delays between attempts (one attempt more than delays: 8), how often the sweeper runs, and how
+    # long a due delivery's task may stay unconsumed before the sweeper publishes another.
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    webhook_retry_delays_seconds: tuple[Annotated[float, Field(gt=0, le=7 * 86_400)], ...] = Field(
+        (5.0, 30.0, 120.0, 600.0, 3600.0, 4 * 3600.0, 12 * 3600.0), max_length=20
+    )
+    webhook_sweep_interval_seconds: float = Field(30.0, gt=0)
+    webhook_requeue_after_seconds: float = Field(60.0, gt=0)
+
+    # Live events (erp_api/events): how long the event log keeps events (Last-Event-ID resumes
+    # within it), how often each process reads new events (the wake-up on PostgreSQL makes this a
+    # fallback), the SSE heartbeat and retry hint, each client's buffer, and clients per process.
+    event_retention_hours: float = Field(24.0, gt=0, le=24 * 365)
+    event_poll_interval_ms: float = Field(200.0, ge=10, le=10_000)
+    event_heartbeat_seconds: float = Field(15.0, gt=0, le=3600)
+    event_retry_ms: int = Field(3000, ge=0, le=600_000)
+    event_client_buffer: int = Field(1000, ge=1, le=100_000)
+    event_max_clients: int = Field(500, ge=1, le=100_000)
+    event_replay_max: int = Field(10_000, ge=1, le=1_000_000)
+    event_ticket_ttl_seconds: int = Field(60, ge=1, le=3600)
+
     # Requests
     max_body_bytes: int = Field(1 * 2**20, ge=1024)
     max_batch_body_bytes: int = Field(8 * 2**20, ge=1024)
     request_timeout_seconds: float = Field(30.0, gt=0)
+
+    # Exports (erp_api/exports): rows per keyset query, and the most rows one export sends (a larger
+    # one is cut off by closing the connection, so that it never looks complete).
+    export_chunk_rows: int = Field(5_000, ge=1, le=50_000)
+    export_max_rows: int = Field(5_000_000, ge=1)
 
     # Measurement ingestion (erp_api/quality/ingest.py): single measurements arriving within the window
     # share one INSERT and one commit. Max rows 1 turns grouping off (one transaction per request).
     ingest_window_ms: float = Field(2.0, ge=0, le=1000)
     ingest_max_rows_per_commit: int = Field(1000, ge=1, le=5000)
     ingest_queue_bound: int = Field(10_000, ge=1, le=1_000_000)
+    # On-ingest rule check (erp_api/quality/rule_check_runner.py): woken after each commit of
+    # measurements, plus a sweep this often for rows a stopped or crashed process left behind.
+    rule_check_sweep_seconds: float = Field(5.0, gt=0, le=3600)
+    rule_check_delay_seconds: float = Field(0.0, ge=0, le=3600)  # test only
 
     # Observability and HTTP hygiene (erp_api/observability)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -108,6 +153,7 @@ class Settings(BaseSettings):
     # once revoked). At least 32 characters of a random secret.
     bootstrap_admin_key: SecretStr | None = Field(None, min_length=32, max_length=256)
     # How long a worker trusts its last lookup of a key: a revocation reaches every worker within it.
+    # Keys in use are refreshed in the background before then (erp_api/security/key_store.py).
     auth_cache_ttl_seconds: float = Field(10.0, ge=0, le=3600)
     auth_cache_max_entries: int = Field(10_000, ge=1)
     rate_limit_enabled: bool = True
@@ -122,8 +168,33 @@ class Settings(BaseSettings):
     rate_limit_viewer: int = Field(1_200, ge=1)
     rate_limit_operator: int = Field(6_000, ge=1)
     rate_limit_quality_manager: int = Field(6_000, ge=1)
-    rate_limit_admin: int = Field(12_000, ge=1)
+    # Above what a host serves (~6,000 req/s per worker measured): benchmarks and load tests run as
+    # shipped, limits on, with an admin key. For the admin role it only stops a runaway script.
+    rate_limit_admin: int = Field(1_000_000, ge=1)
     rate_limit_max_buckets: int = Field(100_000, ge=1)
+    # With Redis, each worker takes up to this many of a key's requests at once (never more than 1 % of
+    # its limit) and counts them locally: see erp_api/security/rate_lease.py for the bound. 1: one Redis
+    # call per request.
+    rate_limit_lease_tokens: int = Field(100, ge=1, le=10_000)
+
+    @field_validator("cache_backend")
+    @classmethod
+    def _shared_cache_for_workers(cls, value: str, info: ValidationInfo) -> str:
+        workers = info.data.get("workers", 1)
+        if value == "memory" and workers > 1:
+            raise ValueError(
+                f"memory is private to each process and ERP_WORKERS={workers} starts {workers} of them: one "
+                "worker's invalidations would not reach the others; use redis (or none)"
+            )
+        return value
+
+    @field_validator("cache_l1")
+    @classmethod
+    def _l1_needs_redis(cls, value: str, info: ValidationInfo) -> str:
+        backend = info.data.get("cache_backend")
+        if value == "on" and backend is not None and backend != "redis":
+            raise ValueError(f"on needs ERP_CACHE_BACKEND=redis (it is {backend})")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -19,8 +19,11 @@ from typing import Any
 
 from locust import HttpUser, LoadTestShape, between, events, task
 
-API = "/api/v1"
+from erp_api.http import API_PREFIX
+
+API = API_PREFIX
 PARAMETERS = ("diameter_mm", "weight_g", "hardness_hrc")
+MEASURABLE = ("in_production", "quarantined")
 SAMPLE_PAGES = 4
 
 
@@ -30,6 +33,8 @@ class DemoData:
     charges: list[dict[str, Any]] = []
     products: list[str] = []
     lines: list[str] = []
+    # The parameters with a spec, per product: measurements of any other parameter are refused (422).
+    parameters: dict[str, list[str]] = {}
 
 
 @events.test_start.add_listener
@@ -47,11 +52,22 @@ def _load_demo_data(environment: Any, **_: Any) -> None:
             cursor = page["next_cursor"]
             if cursor is None:
                 break
+        parameters: dict[str, list[str]] = {}
+        cursor = None
+        while True:
+            params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+            page = http.get(f"{API}/quality/specs", params=params).raise_for_status().json()
+            for spec in page["items"]:
+                parameters.setdefault(spec["product_sku"], []).append(spec["parameter"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
     if not charges:
         raise RuntimeError("the target serves no charges; seed demo data first (make seed)")
     DemoData.charges = charges
     DemoData.products = sorted({c["product_sku"] for c in charges})
     DemoData.lines = sorted({c["line"] for c in charges})
+    DemoData.parameters = parameters
 
 
 def _auth_headers() -> dict[str, str]:
@@ -62,6 +78,11 @@ def _auth_headers() -> dict[str, str]:
 def _charge(*statuses: str) -> dict[str, Any]:
     pool = [c for c in DemoData.charges if c["status"] in statuses] if statuses else DemoData.charges
     return random.choice(pool or DemoData.charges)
+
+
+def _parameter(charge: dict[str, Any]) -> str:
+    """A parameter the charge's product has a spec for (else one of the common ones: a 422)."""
+    return random.choice(DemoData.parameters.get(charge["product_sku"]) or PARAMETERS)
 
 
 class ErpUser(HttpUser):
@@ -129,19 +150,20 @@ class ProductionLine(ErpUser):
 
     @task(5)
     def post_single(self) -> None:
-        charge = _charge("in_production", "quarantined", "released")
+        # Released and rejected charges take no measurements (409).
+        charge = _charge(*MEASURABLE)
         self.client.post(
             f"{API}/charges/{charge['id']}/measurements",
-            json={"parameter": random.choice(PARAMETERS), "value": random.gauss(50, 2)},
+            json={"parameter": _parameter(charge), "value": random.gauss(50, 2)},
             name=f"POST {API}/charges/{{id}}/measurements",
         )
 
     @task(1)
     def post_batch(self) -> None:
-        charge = _charge("in_production", "quarantined", "released")
+        charge = _charge(*MEASURABLE)
         now = datetime.now(UTC).isoformat()
         items = [
-            {"parameter": random.choice(PARAMETERS), "value": random.gauss(50, 2), "measured_at": now}
+            {"parameter": _parameter(charge), "value": random.gauss(50, 2), "measured_at": now}
             for _ in range(100)
         ]
         self.client.post(

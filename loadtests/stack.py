@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
-import httpx
+from testing.processes import running_server, running_worker, serve_command, worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "var" / "loadtest"
 POSTGRES_ADMIN = os.environ.get("ERP_LOAD_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("ERP_LOAD_REDIS_URL", "redis://127.0.0.1:6379")
 LOAD_DATABASE = "erp_loadtest"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _fresh_postgres_database(name: str) -> str:
@@ -55,24 +46,18 @@ class Stack:
 
     def __init__(self, kind: str, admin_key: str) -> None:
         self.kind = kind
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
         self.admin_key = admin_key
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.base_url = ""
         self.log_path = ROOT / "reports" / f"stack-{kind}.log"
+        self._processes = ExitStack()
 
     def environment(self) -> dict[str, str]:
         # Every run starts from the demo data alone, so runs are comparable (earlier runs add rows).
         shutil.rmtree(DATA, ignore_errors=True)
         DATA.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "ERP_HOST": "127.0.0.1",
-            "ERP_PORT": str(self.port),
-            "ERP_BOOTSTRAP_ADMIN_KEY": self.admin_key,
-            # The load generator is one client; per-key limits would measure the limiter, not the service.
-            "ERP_RATE_LIMIT_ENABLED": "false",
-        }
+        # As shipped: authentication and the rate limiter on; Locust sends this admin key, whose limit
+        # (ERP_RATE_LIMIT_ADMIN) is above what a host serves.
+        env = {"ERP_BOOTSTRAP_ADMIN_KEY": self.admin_key}
         if self.kind == "postgres-redis":
             env.update(
                 ERP_DATABASE_URL=_fresh_postgres_database(LOAD_DATABASE),
@@ -93,55 +78,27 @@ class Stack:
         env = self.environment()
         self.log_path.parent.mkdir(exist_ok=True)
         # The service's JSON logs go to a file next to the reports, not into the run's summary.
-        log = self.log_path.open("wb")
+        self.log_path.write_bytes(b"")
         for command in ("migrate", "seed"):
             subprocess.run(
-                [sys.executable, "-m", "erp_api", command], env=env, cwd=ROOT, check=True, timeout=600
+                [sys.executable, "-m", "erp_api", command],
+                env={**os.environ, **env},
+                cwd=ROOT,
+                check=True,
+                timeout=600,
             )
-        server = [sys.executable, "-m", "erp_api", "serve"]
-        self.processes.append(
-            subprocess.Popen(server, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        )
-        if (ROOT / "tasks" / "celery_app.py").exists():
-            worker = [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tasks.celery_app",
-                "worker",
-                "--loglevel=WARNING",
-            ]
-            self.processes.append(
-                subprocess.Popen(
-                    [*worker, "--concurrency=1"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-                )
+        with self._processes as processes:
+            server = processes.enter_context(
+                running_server(env, command=serve_command(), log_path=self.log_path)
             )
-        log.close()
-        self._wait_until_serving()
+            self.base_url = server.base_url
+            if (ROOT / "tasks" / "celery_app.py").exists():
+                worker = [*worker_command(), "--loglevel=WARNING"]
+                processes.enter_context(running_worker(env, self.log_path, command=worker, wait_ready=False))
+            self._processes = processes.pop_all()
         return self
-
-    def _wait_until_serving(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.processes[0].poll() is not None:
-                raise RuntimeError("the API server exited during start-up")
-            try:
-                httpx.get(f"{self.base_url}/openapi.json", timeout=1.0)
-                return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise TimeoutError(f"the API did not answer on {self.base_url} within {timeout} s")
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        self._processes.close()

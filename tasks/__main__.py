@@ -8,25 +8,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
+from erp_api.observability.multiprocess import use_directory
 from erp_api.settings import VAR_DIR, SettingsError, load_settings
 
 WORKER_METRICS_DIR = VAR_DIR / "prometheus-worker"
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 USAGE = "usage: python -m tasks worker [celery worker options] | beat [celery beat options] | run-all"
-
-
-def _prepare_multiprocess_metrics(directory: Path) -> None:
-    # prometheus-client picks its value storage when first imported, so this runs before any import
-    # of it; the pool processes, forked later, inherit the choice and write their own files.
-    directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
-    os.environ[MULTIPROC_ENV] = str(directory)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return run_all()
     if command == "worker" and settings.worker_metrics_port:
-        _prepare_multiprocess_metrics(WORKER_METRICS_DIR)
+        # Before tasks.celery_app imports prometheus-client: the pool processes, forked later,
+        # inherit the multiprocess mode and write their own files.
+        use_directory(WORKER_METRICS_DIR)
     from tasks.celery_app import app
 
     if command == "worker":

@@ -13,7 +13,7 @@ from celery import Celery
 
 from erp_api.jobs.celery_config import celery_app
 from erp_api.settings import Settings, load_settings
-from tasks import aggregations, analysis, maintenance
+from tasks import aggregations, analysis, maintenance, webhooks
 from tasks.worker import connect_worker_signals
 
 
@@ -23,6 +23,7 @@ def create_celery(settings: Settings) -> Celery:
     analysis.register(app)
     maintenance.register(app)
     aggregations.register(app)
+    webhooks.register(app)
     return app
 
 

@@ -26,6 +26,9 @@ from erp_api.quality.spc.series import Baseline, RuleSet
 from erp_api.quality.warming import SummaryWarmer
 from erp_api.resources import open_resources
 from erp_api.settings import Settings
+from erp_api.webhooks.delivery import WebhookDeliverer
+from erp_api.webhooks.policy import DeliveryPolicy
+from erp_api.webhooks.sweeper import WebhookSweeper
 
 T = TypeVar("T")
 log = structlog.get_logger("tasks.runtime")
@@ -50,6 +53,7 @@ class WorkerRuntime:
                 stale_after_seconds=settings.analysis_stuck_after_seconds,
                 max_attempts=settings.analysis_max_attempts,
                 delay_seconds=settings.analysis_task_delay_seconds,
+                pause_after_commit_seconds=settings.analysis_task_pause_after_commit_seconds,
             ),
         )
         self.reaper = AnalysisReaper(
@@ -71,6 +75,9 @@ class WorkerRuntime:
         self.warmer = SummaryWarmer(
             self.sessions, self.quality, shared_cache=settings.cache_backend == "redis"
         )
+        webhook_policy = DeliveryPolicy.from_settings(settings)
+        self.webhooks = WebhookDeliverer(self.sessions, self.tasks, webhook_policy)
+        self.webhook_sweeper = WebhookSweeper(self.sessions, self.tasks, webhook_policy)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run ``coroutine`` to completion on this process's loop, in the caller's context.
@@ -88,9 +95,15 @@ class WorkerRuntime:
         )
         return await self.quality.analyze_charge(charge_id, cast(RuleSet, rules), known)
 
+    async def _close(self) -> None:
+        try:
+            await self.webhooks.close()
+        finally:
+            await self.resources.close()
+
     def close(self) -> None:
         try:
-            self._loop.run(self.resources.close())
+            self._loop.run(self._close())
         except Exception as exc:  # closing must not hide why the process is going away
             log.warning("runtime_close_failed", error=repr(exc))
         finally:

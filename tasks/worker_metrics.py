@@ -3,17 +3,17 @@
 Prometheus cannot reach task metrics through the API: they live in the worker processes. A worker
 started with ``python -m tasks worker`` (``make worker``) keeps its pool processes' metrics in
 ``var/prometheus-worker`` (prometheus-client's multiprocess mode, set up by ``tasks/__main__.py``
-before anything imports prometheus-client), and its main process serves the merged values on the metrics port. Started any
-other way (e.g. ``celery -A tasks.celery_app worker --pool=solo``) it serves its own process's.
+with ``erp_api.observability.multiprocess.use_directory`` before anything imports
+prometheus-client), and its main process serves the merged values on the metrics port. Started
+any other way (e.g. ``celery -A tasks.celery_app worker --pool=solo``) it serves its own process's.
 """
 
 from __future__ import annotations
 
 import structlog
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import REGISTRY, start_http_server
 
-from erp_api.observability.multiprocess import mark_worker_exited
+from erp_api.observability.multiprocess import all_workers_registry, mark_worker_exited
 from erp_api.settings import Settings
 
 log = structlog.get_logger("tasks.worker_metrics")
@@ -24,12 +24,9 @@ def start_metrics_server(settings: Settings) -> bool:
     port = settings.worker_metrics_port
     if not port:
         return False
-    # Set (through PROMETHEUS_MULTIPROC_DIR) by prepare_multiprocess_metrics before the settings were read.
+    # Set (through PROMETHEUS_MULTIPROC_DIR) by use_directory before the app's settings were read.
     directory = settings.prometheus_multiproc_dir
-    registry = REGISTRY
-    if directory is not None:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    registry = REGISTRY if directory is None else all_workers_registry(directory)
     start_http_server(port, addr=settings.host, registry=registry)
     log.info("worker_metrics_serving", port=port, multiprocess=directory is not None)
     return True

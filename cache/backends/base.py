@@ -97,3 +97,10 @@ class CacheBackend(ABC):
     def set_eviction_listener(self, listener: EvictionListener | None) -> None:
         """Register a callback for evictions (backends that evict on their own may ignore it)."""
         del listener
+
+    def bind_prefix(self, prefix: str) -> None:
+        """Called once by the manager that owns this backend, with its key prefix.
+
+        Backends shared between processes name their per-prefix invalidation channel after it.
+        """
+        del prefix

@@ -9,14 +9,16 @@ the counter's current value, which is at least as new as anything it held before
 than every version captured before its last invalidation. Entries still holding a forgotten key's old
 version therefore stay invalid; at worst they cost a reload.
 
-Not thread-safe: use it from one event loop (no method awaits, so no locks are needed there).
+Not thread-safe: use it from one event loop (no method awaits, so no locks are needed there). The
+synchronous twins of the backend methods (``lookup``, ``capture_now``, ``store_now``) and
+``discard_versions``/``clear`` let the tiered backend use it as its per-process first level.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from cache.backends.base import MISS, CacheBackend, EvictionListener, Hit, Miss, Versions
 
@@ -86,19 +88,28 @@ class MemoryBackend(CacheBackend):
         self._on_evict = listener
 
     async def get(self, key: str, version_keys: tuple[str, ...]) -> Hit | Miss:
+        found = self.lookup(key, version_keys)
+        return MISS if found is None else found
+
+    def lookup(self, key: str, version_keys: tuple[str, ...]) -> Hit | None:
+        """``get`` without a coroutine: the entry if present, unexpired and current, else None."""
         entry = self._entries.get(key)
         if entry is None or entry.version_keys != version_keys:
-            return MISS
+            return None
         if self._time() >= entry.expires_at:
             self._drop(key, entry)
-            return MISS
+            return None
         if tuple(map(self._versions.get, version_keys)) != entry.versions:
             self._drop(key, entry)  # invalidated, or a version was forgotten: at worst a reload
-            return MISS
+            return None
         self._entries.move_to_end(key)
         return entry.hit
 
     async def capture(self, clock_key: str, version_keys: tuple[str, ...]) -> Versions:
+        return self.capture_now(version_keys)
+
+    def capture_now(self, version_keys: tuple[str, ...]) -> tuple[int, ...]:
+        """``capture`` without a coroutine."""
         table = self._versions
         captured: list[int] = []
         for version_key in version_keys:
@@ -121,14 +132,26 @@ class MemoryBackend(CacheBackend):
         value: Hit,
         ttl: float,
     ) -> None:
+        self.store_now(namespace, key, version_keys, versions, value, ttl)
+
+    def store_now(  # noqa: PLR0917 - the backend's set, positional for the tiered hot path
+        self,
+        namespace: str,
+        key: str,
+        version_keys: tuple[str, ...],
+        versions: Versions,
+        value: Hit,
+        ttl: float,
+    ) -> bool:
+        """``set`` without a coroutine; True if stored (the versions were still current)."""
         table = self._versions
         for version_key, version in zip(version_keys, versions, strict=True):
             if table.get(version_key) != version:
-                return  # invalidated while the value was loading: storing it would only waste space
+                return False  # invalidated while the value was loading: storing it would only waste space
             table.move_to_end(version_key)
         size = len(value.data) + len(key) + sum(map(len, version_keys))
         if size > self.max_bytes:
-            return
+            return False
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= old.size
@@ -146,6 +169,7 @@ class MemoryBackend(CacheBackend):
             self._bytes -= evicted.size
             if self._on_evict is not None:
                 self._on_evict(evicted.namespace)
+        return True
 
     async def invalidate(self, clock_key: str, version_keys: tuple[str, ...]) -> None:
         self._clock += 1
@@ -155,13 +179,26 @@ class MemoryBackend(CacheBackend):
             table.move_to_end(version_key)
         self._trim_versions()
 
+    def discard_versions(self, version_keys: Iterable[str]) -> None:
+        """Forget these version keys (those not held are skipped): entries and captures that use them
+        stop matching, and re-creating one takes a clock value newer than any captured before."""
+        self._clock += 1
+        table = self._versions
+        for version_key in version_keys:
+            table.pop(version_key, None)
+
+    def clear(self) -> None:
+        """Drop every entry and version key; captures taken before never match again."""
+        self._clock += 1
+        self._entries.clear()
+        self._versions.clear()
+        self._bytes = 0
+
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
-        self._entries.clear()
-        self._versions.clear()
-        self._bytes = 0
+        self.clear()
 
     def _drop(self, key: str, entry: _Entry) -> None:
         del self._entries[key]

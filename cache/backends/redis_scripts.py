@@ -9,7 +9,7 @@ times in microseconds stay well below 2^53, where doubles are exact.
 
 from __future__ import annotations
 
-__all__ = ["CAPTURE", "INVALIDATE", "STORE"]
+__all__ = ["CAPTURE", "INVALIDATE", "READ", "STORE"]
 
 # KEYS[1] = clock, KEYS[2..] = version keys; ARGV[1] = version key TTL (ms).
 # Returns the current versions, creating missing version keys at the clock's current value.
@@ -35,8 +35,11 @@ end
 return out
 """
 
-# KEYS[1] = clock, KEYS[2..] = version keys; ARGV[1] = version key TTL (ms).
-# Gives every version key the same new version, newer than any handed out before.
+# KEYS[1] = clock, KEYS[2..] = version keys; ARGV[1] = version key TTL (ms), ARGV[2] = channel (or
+# empty), ARGV[3] = the invalidating backend's origin id.
+# Gives every version key the same new version, newer than any handed out before, and publishes
+# "<origin>\n<key>\x1f<key>..." on the channel in the same atomic step: when the script has run, the
+# message is queued for every subscriber, ahead of anything they ask Redis afterwards.
 INVALIDATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -46,7 +49,21 @@ redis.call('SET', KEYS[1], v)
 for i = 2, #KEYS do
   redis.call('SET', KEYS[i], v, 'PX', ARGV[1])
 end
+if ARGV[2] ~= '' then
+  redis.call('PUBLISH', ARGV[2], ARGV[3] .. '\\n' .. table.concat(KEYS, '\\31', 2))
+end
 return v
+"""
+
+# KEYS[1] = entry, KEYS[2..] = version keys.
+# Returns the entry (or false), its remaining TTL in ms, then the current versions (false if missing):
+# what a read for a per-process copy needs, so that the copy never outlives the entry.
+READ = """
+local out = {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+for i = 2, #KEYS do
+  out[i + 1] = redis.call('GET', KEYS[i])
+end
+return out
 """
 
 # KEYS[1] = entry, KEYS[2..] = version keys; ARGV[1] = entry blob, ARGV[2] = entry TTL (ms),

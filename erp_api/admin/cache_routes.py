@@ -1,22 +1,23 @@
 """``/api/v1/cache``: the cache's counters, and invalidating tags by hand (admins only).
 
-An invalidation is recorded in the audit trail (entity ``cache``, action ``invalidate``).
+An invalidation is recorded in the audit trail (entity ``cache``, action ``invalidate``) by
+``CacheAdminService`` (``erp_api/admin/service.py``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
+from pydantic import BaseModel, Field, RootModel, StringConstraints
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from erp_api.audit import trail as audit
-from erp_api.errors import ServiceUnavailable
 from erp_api.http import json_response, read_json
 from erp_api.openapi import Operation, describe
 from erp_api.resources import resources
+from erp_api.schemas import StrictBody
+from erp_api.security.access import Endpoint
+from erp_api.security.roles import Role
 
 TAG = "cache"
 MAX_TAGS = 1_000
@@ -24,9 +25,7 @@ MAX_TAGS = 1_000
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-class CacheInvalidate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
+class CacheInvalidate(StrictBody):
     tags: Annotated[list[Tag], Field(min_length=1, max_length=MAX_TAGS)] = Field(
         description="Tags to invalidate, e.g. charge:42 or charges:list"
     )
@@ -42,7 +41,7 @@ class CacheStats(RootModel[dict[str, dict[str, int]]]):
 
 @describe(Operation("Cache counters per namespace, of this worker", TAG, responses={200: CacheStats}))
 async def cache_stats(request: Request) -> Response:
-    return json_response(resources(request).cache.stats(), headers={"Cache-Control": "no-store"})
+    return json_response(resources(request).cache_admin.stats(), headers={"Cache-Control": "no-store"})
 
 
 @describe(
@@ -57,17 +56,10 @@ async def cache_stats(request: Request) -> Response:
 async def invalidate_cache(request: Request) -> Response:
     ctx = resources(request)
     data = await read_json(request, CacheInvalidate, ctx.settings.max_body_bytes)
-    tags = sorted(set(data.tags))
-    if not await ctx.cache.invalidate_tags(tags):
-        raise ServiceUnavailable("the cache backend is unreachable; entries expire within their TTL")
-    async with ctx.sessions.begin() as session:
-        await audit.record(
-            session, entity="cache", entity_id="tags", action="invalidate", after={"tags": tags}
-        )
-    return json_response({"tags": tags})
+    return json_response({"tags": await ctx.cache_admin.invalidate(data.tags)})
 
 
 routes = [
-    Route("/cache/stats", cache_stats, methods=["GET"]),
-    Route("/cache/invalidate", invalidate_cache, methods=["POST"]),
+    Endpoint("/cache/stats", cache_stats, "GET", Role.ADMIN),
+    Endpoint("/cache/invalidate", invalidate_cache, "POST", Role.ADMIN),
 ]

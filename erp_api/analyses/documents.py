@@ -8,8 +8,7 @@ from typing import Any
 import orjson
 
 from erp_api.analyses.models import AnomalyAnalysis
-
-API_PREFIX = "/api/v1"
+from erp_api.http import API_PREFIX
 
 
 def status_url(analysis_id: int) -> str:

@@ -7,7 +7,6 @@ import re
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from erp_api.analyses.documents import accepted_dict, analysis_dict, status_url
 from erp_api.analyses.schemas import (
@@ -18,10 +17,12 @@ from erp_api.analyses.schemas import (
     AnalysisPage,
 )
 from erp_api.errors import ValidationFailed
-from erp_api.http import json_response, path_int, read_json, read_query
+from erp_api.http import json_response, paged_response, path_int, read_json, read_query
 from erp_api.observability.request_id import current_request_id
 from erp_api.openapi import Operation, describe
 from erp_api.resources import resources
+from erp_api.security.access import Endpoint
+from erp_api.security.roles import Role
 
 TAG = "analyses"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -54,6 +55,8 @@ def idempotency_key(request: Request) -> str | None:
         body=AnalysisCreate,
         responses={202: AnalysisAccepted},
         errors=(404, 413, 415),
+        response_headers={202: ("Location", "Idempotent-Replayed")},
+        example={"rules": "western_electric", "baseline": {"diameter_mm": {"center": 10.0, "sigma": 0.01}}},
         headers={
             IDEMPOTENCY_HEADER: "Repeating a key returns the analysis the first request created (202); "
             "the same key with a different request is a 422"
@@ -93,7 +96,7 @@ async def list_analyses(request: Request) -> Response:
     ctx = resources(request)
     charge_id = path_int(request, "id")
     query = read_query(request, AnalysisListQuery)
-    return json_response(await ctx.analyses.page(charge_id, query), headers={"Cache-Control": "no-store"})
+    return paged_response(request, await ctx.analyses.page(charge_id, query), {"Cache-Control": "no-store"})
 
 
 @describe(
@@ -110,7 +113,7 @@ async def get_analysis(request: Request) -> Response:
 
 
 routes = [
-    Route("/charges/{id}/analyses", submit_analysis, methods=["POST"]),
-    Route("/charges/{id}/analyses", list_analyses, methods=["GET"]),
-    Route("/analyses/{id}", get_analysis, methods=["GET"]),
+    Endpoint("/charges/{id}/analyses", submit_analysis, "POST", Role.QUALITY_MANAGER),
+    Endpoint("/charges/{id}/analyses", list_analyses, "GET", Role.VIEWER),
+    Endpoint("/analyses/{id}", get_analysis, "GET", Role.VIEWER),
 ]

@@ -24,6 +24,7 @@ from erp_api.analyses.models import AnomalyAnalysis
 from erp_api.analyses.repository import AnalysisRepository
 from erp_api.analyses.states import AnalysisStatus, is_terminal
 from erp_api.db import utcnow
+from erp_api.events.log import EventType, record_event
 from erp_api.jobs.failures import AnalysisTimedOut, describe_failure, is_transient
 from erp_api.observability.metrics import observe_analysis
 
@@ -59,6 +60,9 @@ class RunnerLimits:
     max_attempts: int
     delay_seconds: float = 0.0
     """Only for tests and demonstrations: sleep this long inside each run."""
+    pause_after_commit_seconds: float = 0.0
+    """Only for tests: sleep this long after an outcome is committed, before the task returns and
+    its message is acknowledged, so that a test can kill the worker in between."""
 
 
 class AnalysisRunner:
@@ -95,7 +99,19 @@ class AnalysisRunner:
     async def give_up(self, analysis_id: int, token: str, error: str) -> bool:
         """Mark the analysis failed if ``token`` still holds it (after the last retry); False if not."""
         async with self._sessions.begin() as session:
-            return await AnalysisRepository(session).fail_claimed(analysis_id, token=token, error=error)
+            repository = AnalysisRepository(session)
+            failed = await repository.fail_claimed(analysis_id, token=token, error=error)
+            row = await repository.get(analysis_id) if failed else None
+            if row is not None:
+                await _record_finished(
+                    session,
+                    analysis_id,
+                    charge_id=row.charge_id,
+                    status=AnalysisStatus.FAILED,
+                    result=None,
+                    error=error,
+                )
+            return failed
 
     async def _claim(self, analysis_id: int, token: str) -> AnomalyAnalysis | None:
         async with self._sessions.begin() as session:
@@ -138,6 +154,38 @@ class AnalysisRunner:
         self, claim: AnomalyAnalysis, status: AnalysisStatus, result: str | None, error: str | None
     ) -> bool:
         async with self._sessions.begin() as session:
-            return await AnalysisRepository(session).finish(
+            stored = await AnalysisRepository(session).finish(
                 claim.id, attempts=claim.attempts, status=status, result=result, error=error
             )
+            if stored:
+                await _record_finished(
+                    session, claim.id, charge_id=claim.charge_id, status=status, result=result, error=error
+                )
+        if stored and self._limits.pause_after_commit_seconds:
+            await asyncio.sleep(self._limits.pause_after_commit_seconds)
+        return stored
+
+
+async def _record_finished(
+    session: AsyncSession,
+    analysis_id: int,
+    *,
+    charge_id: int,
+    status: AnalysisStatus,
+    result: str | None,
+    error: str | None,
+) -> None:
+    """The ``analysis.finished`` event, in the transaction that stores the outcome."""
+    anomalies = int(orjson.loads(result).get("anomaly_count", 0)) if result is not None else None
+    await record_event(
+        session,
+        EventType.ANALYSIS_FINISHED,
+        {
+            "id": analysis_id,
+            "charge_id": charge_id,
+            "status": status.value,
+            "anomaly_count": anomalies,
+            "error": error,
+        },
+        charge_id=charge_id,
+    )

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from erp_api.analyses.states import AnalysisStatus
+from erp_api.quality.schemas import NamedRule, RuleSetName
+from erp_api.schemas import QueryModel, StrictBody
 
 MAX_PAGE_SIZE = 100
 MAX_BASELINE_PARAMETERS = 200
 
-RuleSetName = Literal["nelson", "western_electric"]
 ParameterName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/%-]{0,63}$")]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class StrictBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class BaselineIn(StrictBody):
@@ -41,6 +38,47 @@ class AnalysisAccepted(BaseModel):
     status_url: str = Field(examples=["/api/v1/analyses/42"])
 
 
+class AnalysisViolation(BaseModel):
+    rule: NamedRule
+    index: int = Field(
+        description="0-based position of the point in the parameter's non-voided series, by (measured_at, id)"
+    )
+    value: float
+    measured_at: datetime
+
+
+class ParameterAnalysis(BaseModel):
+    """The individuals chart of one parameter of the charge: its limits, capability and violations."""
+
+    parameter: str
+    n: int = Field(description="How many points were analysed (the latest 100,000 at most)")
+    center: float | None
+    sigma: float | None
+    ucl: float | None
+    lcl: float | None
+    mr_bar: float | None
+    mr_ucl: float | None
+    cp: float | None
+    cpk: float | None
+    pp: float | None
+    ppk: float | None
+    violations: list[AnalysisViolation]
+    limits_source: Literal["baseline", "stored", "computed"] = Field(
+        description="baseline: the request's; stored: the spec's control limits; computed: from the points"
+    )
+    limits_id: int | None = Field(description="The stored control limits used, if any")
+
+
+class AnalysisResult(BaseModel):
+    """What a succeeded analysis found, per parameter the charge has measurements of."""
+
+    charge_id: int
+    product_sku: str
+    rules: RuleSetName
+    parameters: list[ParameterAnalysis]
+    anomaly_count: int = Field(description="Violations over all parameters")
+
+
 class AnalysisOut(BaseModel):
     """An analysis as the API returns it; ``result`` is the quality service's analysis once succeeded."""
 
@@ -54,7 +92,7 @@ class AnalysisOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
-    result: dict[str, Any] | None = Field(description='{"parameters": [...], "anomaly_count": n}')
+    result: AnalysisResult | None = Field(description="Set once the analysis succeeded")
 
 
 class AnalysisPage(BaseModel):
@@ -62,8 +100,6 @@ class AnalysisPage(BaseModel):
     next_cursor: str | None
 
 
-class AnalysisListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class AnalysisListQuery(QueryModel):
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 20
     cursor: Annotated[str, StringConstraints(max_length=200)] | None = None

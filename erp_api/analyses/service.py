@@ -23,7 +23,8 @@ from erp_api.audit import trail as audit
 from erp_api.charges.repository import ChargeRepository
 from erp_api.errors import NotFound, ValidationFailed
 from erp_api.jobs.dispatch import BrokerUnavailable, TaskClient
-from erp_api.pagination import decode_cursor, encode_cursor
+from erp_api.pagination import decode_cursor, page_of, rows_to_fetch
+from erp_api.quality.service import QualityService
 
 log = structlog.get_logger("erp_api.analyses")
 
@@ -36,9 +37,12 @@ class Submission:
 
 
 class AnalysisService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], tasks: TaskClient) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], tasks: TaskClient, quality: QualityService
+    ) -> None:
         self._sessions = sessions
         self._tasks = tasks
+        self._quality = quality
 
     async def submit(
         self,
@@ -52,7 +56,8 @@ class AnalysisService:
         """Store a queued analysis and publish it; a repeated Idempotency-Key returns the first one.
 
         ``publish=False`` leaves publishing a new analysis to the caller (``publish``), e.g. after
-        the HTTP response; one never published is picked up by the reaper all the same.
+        the HTTP response; one never published is picked up by the reaper all the same. A baseline
+        for a parameter the charge has no (non-voided) measurements of is refused (422).
         """
         baseline = request.model_dump(mode="json")["baseline"]
         fingerprint = request_fingerprint(charge_id, request.rules, baseline)
@@ -60,6 +65,8 @@ class AnalysisService:
             existing = await self._by_key(idempotency_key)
             if existing is not None:
                 return Submission(_same_request(existing, fingerprint, idempotency_key), created=False)
+        if request.baseline:
+            await self._require_measured(charge_id, sorted(request.baseline))
         values: dict[str, Any] = {
             "charge_id": charge_id,
             "rules": request.rules,
@@ -70,7 +77,7 @@ class AnalysisService:
         }
         try:
             async with self._sessions.begin() as session:
-                if await ChargeRepository(session).get(charge_id) is None:
+                if not await ChargeRepository(session).exists(charge_id):
                     raise NotFound(f"charge {charge_id} does not exist")
                 analysis = await AnalysisRepository(session).insert(values)
                 await audit.record(
@@ -95,6 +102,24 @@ class AnalysisService:
             await self.publish(analysis.id)
         return Submission(analysis, created=True)
 
+    async def _require_measured(self, charge_id: int, parameters: list[str]) -> None:
+        """404 if the charge does not exist, 422 naming the baseline's parameters it has no data for."""
+        measured = set(await self._quality.measured_parameters(charge_id))
+        missing = [parameter for parameter in parameters if parameter not in measured]
+        if not missing:
+            return
+        known = ", ".join(sorted(measured)) or "none"
+        errors = [
+            {
+                "field": f"body.baseline.{parameter}",
+                "message": f"charge {charge_id} has no measurements of {parameter!r} (it has: {known})",
+                "type": "unmeasured_parameter",
+            }
+            for parameter in missing
+        ]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ValidationFailed(f"{errors[0]['field']}: {errors[0]['message']}{more}", errors)
+
     async def _by_key(self, key: str) -> AnomalyAnalysis | None:
         async with self._sessions() as session:
             return await AnalysisRepository(session).by_idempotency_key(key)
@@ -115,15 +140,15 @@ class AnalysisService:
         return analysis
 
     async def page(self, charge_id: int, query: AnalysisListQuery) -> dict[str, Any]:
-        after = decode_cursor(query.cursor) if query.cursor else None
+        after = decode_cursor(query.cursor)
         async with self._sessions() as session:
-            if await ChargeRepository(session).get(charge_id) is None:
+            if not await ChargeRepository(session).exists(charge_id):
                 raise NotFound(f"charge {charge_id} does not exist")
-            rows = await AnalysisRepository(session).page(charge_id, after=after, limit=query.limit + 1)
-        has_more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if has_more else None
-        return {"items": [analysis_dict(row) for row in rows], "next_cursor": next_cursor}
+            rows = await AnalysisRepository(session).page(
+                charge_id, after=after, limit=rows_to_fetch(query.limit)
+            )
+        page = page_of(rows, query.limit, key=lambda analysis: (analysis.created_at, analysis.id))
+        return page.document(analysis_dict)
 
 
 def _same_request(existing: AnomalyAnalysis, fingerprint: str, key: str) -> AnomalyAnalysis:

@@ -7,13 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from erp_api.schemas import QueryModel
+
 MAX_AUDIT_PAGE = 200
 # Printable text: names and ids end up in listings and log lines.
 Text = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-class AuditQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+class AuditQuery(QueryModel):
+    # Merged with the base's: only the alias ``id`` names the parameter, never ``entity_id``.
+    model_config = ConfigDict(populate_by_name=False)
 
     entity: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         None, description="Kind of entity, e.g. charge, quality_spec, api_key"

@@ -16,8 +16,8 @@ from decimal import Decimal
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from erp_api.audit.models import AuditEvent
 from erp_api.db import utcnow
@@ -82,14 +82,16 @@ async def record(
 async def record_many(
     session: AsyncSession, entries: Sequence[AuditEntry], *, attribution: Attribution | None = None
 ) -> None:
-    """Add one audit row per entry in multi-row INSERTs (one for up to ``INSERT_CHUNK`` entries)."""
+    """Add one audit row per entry (an executemany per ``INSERT_CHUNK`` entries)."""
     if not entries:
         return
     who = attribution or capture()
     now = utcnow()
     rows = [_row(entry, entry.attribution or who, now) for entry in entries]
     for start in range(0, len(rows), INSERT_CHUNK):
-        await session.execute(insert(AuditEvent).values(rows[start : start + INSERT_CHUNK]))
+        # executemany of one cached statement: SQLAlchemy and the driver batch the rows; ~10x cheaper
+        # than compiling a multi-row VALUES for every call.
+        await session.execute(insert(AuditEvent), rows[start : start + INSERT_CHUNK])
 
 
 def changed_fields(
@@ -105,28 +107,6 @@ def changed_fields(
         {name: old[name] for name in changed if name in old},
         {name: new[name] for name in changed if name in new},
     )
-
-
-class AuditLog:
-    """Reads the audit trail (newest first) for the audit route."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-
-    async def events(
-        self, *, entity: str | None, entity_id: str | None, before_id: int | None, limit: int
-    ) -> list[AuditEvent]:
-        """Rows of one kind of entity (or one entity, or all), with ids below ``before_id``."""
-        stmt = select(AuditEvent)
-        if entity is not None:
-            stmt = stmt.where(AuditEvent.entity == entity)
-        if entity_id is not None:
-            stmt = stmt.where(AuditEvent.entity_id == entity_id)
-        if before_id is not None:
-            stmt = stmt.where(AuditEvent.id < before_id)
-        stmt = stmt.order_by(AuditEvent.id.desc()).limit(limit)
-        async with self._sessions() as session:
-            return list((await session.scalars(stmt)).all())
 
 
 _ABSENT: Final = object()

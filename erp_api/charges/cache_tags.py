@@ -45,6 +45,23 @@ def list_tag(*, product_sku: str | None, line: str | None, status: str | None) -
     return "charges:list:all"
 
 
+def list_tags(*, product_sku: str | None, line: str | None, statuses: Iterable[str]) -> list[str]:
+    """The tags of a list (its pages, its total) filtered by any of several statuses: each status's
+    tag, unless a product or line filter is more selective. Other filters (number prefix, time
+    range) do not narrow the tag: such a list is invalidated with every list it is part of."""
+    if product_sku is not None or line is not None:
+        return [list_tag(product_sku=product_sku, line=line, status=None)]
+    statuses = sorted(set(statuses))
+    if not statuses:
+        return [list_tag(product_sku=None, line=None, status=None)]
+    return [list_tag(product_sku=None, line=None, status=status) for status in statuses]
+
+
+def overview_tags() -> list[str]:
+    """Counts over every charge (the products and lines overviews): any charge write changes them."""
+    return [list_tag(product_sku=None, line=None, status=None)]
+
+
 def lookup_bucket_tag(number: str) -> str:
     return f"charges:lookup:{zlib.crc32(number.encode()) % LOOKUP_BUCKETS}"
 

@@ -22,10 +22,17 @@ class Charge(Base):
         Index("ix_charges_product_sku_produced_at", "product_sku", "produced_at", "id"),
         Index("ix_charges_line_produced_at", "line", "produced_at", "id"),
         Index("ix_charges_produced_at", "produced_at", "id"),
+        # The list sorted by quantity; sorted by number, and searched by number prefix, it uses the
+        # unique index of charge_number.
+        Index("ix_charges_quantity", "quantity", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    charge_number: Mapped[str] = mapped_column(String(32), unique=True)
+    # Compared and ordered by code point (PostgreSQL's "C" collation, whatever the database's
+    # default; SQLite's only one), so that its unique index serves sorting and prefix searches.
+    charge_number: Mapped[str] = mapped_column(
+        String(32).with_variant(String(32, collation="C"), "postgresql"), unique=True
+    )
     product_sku: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[Decimal] = mapped_column(Numeric(18, 3, asdecimal=True))
     unit: Mapped[str] = mapped_column(String(16))

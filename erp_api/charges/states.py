@@ -46,6 +46,12 @@ def check_transition(current: ChargeStatus, target: ChargeStatus) -> None:
         raise IllegalTransition(current, target)
 
 
+def is_immutable(status: ChargeStatus) -> bool:
+    """A released or rejected charge is a decision on record: its data no longer changes (no edits,
+    no new measurements). A released charge can still be recalled into quarantine, which reopens it."""
+    return status in (ChargeStatus.RELEASED, ChargeStatus.REJECTED)
+
+
 def is_deletable(status: ChargeStatus) -> bool:
     """Only a charge that never went into production may be deleted; the rest is history."""
     return status is ChargeStatus.PLANNED

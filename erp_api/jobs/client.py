@@ -17,8 +17,8 @@ from kombu.exceptions import ChannelError, KombuError
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from erp_api.jobs.celery_config import celery_app
-from erp_api.jobs.dispatch import ANALYSIS_JOB, BrokerUnavailable, JobSpec
-from erp_api.jobs.names import ANALYSIS_TASK, HIGH_PRIORITY, QUEUES
+from erp_api.jobs.dispatch import ANALYSIS_JOB, WEBHOOK_DELIVERY_JOB, BrokerUnavailable, JobSpec
+from erp_api.jobs.names import ANALYSIS_TASK, HIGH_PRIORITY, QUEUES, WEBHOOK_DELIVER_TASK, WEBHOOKS
 from erp_api.jobs.schedule import periodic_jobs
 from erp_api.observability.request_id import current_request_id
 from erp_api.settings import Settings
@@ -36,6 +36,7 @@ class CeleryTaskClient:
         self._owns_app = owns_app
         self._jobs = (
             JobSpec(ANALYSIS_JOB, ANALYSIS_TASK, HIGH_PRIORITY, None, periodic=False),
+            JobSpec(WEBHOOK_DELIVERY_JOB, WEBHOOK_DELIVER_TASK, WEBHOOKS, None, periodic=False),
             *periodic_jobs(settings),
         )
         # Long enough for kombu's own connect timeout and publish retries, then give up.
@@ -51,6 +52,11 @@ class CeleryTaskClient:
     async def enqueue_analysis(self, analysis_id: int) -> None:
         await self._in_thread(self._publish, ANALYSIS_TASK, [analysis_id], HIGH_PRIORITY, _headers())
 
+    async def enqueue_webhook_delivery(self, delivery_id: int, countdown: float = 0.0) -> None:
+        await self._in_thread(
+            self._publish, WEBHOOK_DELIVER_TASK, [delivery_id], WEBHOOKS, _headers(), countdown or None
+        )
+
     async def run_job(self, name: str) -> str:
         spec = next((job for job in self._jobs if job.name == name and job.periodic), None)
         if spec is None:
@@ -65,8 +71,10 @@ class CeleryTaskClient:
         if self._owns_app:
             self._app.close()  # its broker connections
 
-    def _publish(self, task: str, args: list[Any], queue: str, headers: dict[str, Any]) -> str:
-        result = self._app.send_task(task, args=args, queue=queue, headers=headers)
+    def _publish(
+        self, task: str, args: list[Any], queue: str, headers: dict[str, Any], countdown: float | None = None
+    ) -> str:
+        result = self._app.send_task(task, args=args, queue=queue, headers=headers, countdown=countdown)
         return str(result.id)
 
     def _queue_lengths(self) -> dict[str, int]:

@@ -31,6 +31,8 @@ class JobSpec:
 
 ANALYSIS_JOB = "run_analysis"
 """The job name under which analysis runs are summarized (it cannot be started by hand)."""
+WEBHOOK_DELIVERY_JOB = "deliver_webhook"
+"""The job name under which webhook delivery attempts are summarized (not started by hand either)."""
 
 
 class TaskClient(Protocol):
@@ -42,6 +44,11 @@ class TaskClient(Protocol):
 
     async def enqueue_analysis(self, analysis_id: int) -> None:
         """Publish a run of the analysis; raises BrokerUnavailable if the broker does not take it."""
+        ...
+
+    async def enqueue_webhook_delivery(self, delivery_id: int, countdown: float = 0.0) -> None:
+        """Publish an attempt of the delivery, to run no sooner than ``countdown`` seconds from now;
+        raises BrokerUnavailable if the broker does not take it."""
         ...
 
     async def run_job(self, name: str) -> str:

@@ -6,13 +6,14 @@ import re
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from erp_api.errors import NotFound
 from erp_api.http import json_response
 from erp_api.jobs.schemas import JobPath, JobRunAccepted, JobStatusOut
 from erp_api.openapi import Operation, describe
 from erp_api.resources import resources
+from erp_api.security.access import Endpoint
+from erp_api.security.roles import Role
 
 TAG = "jobs"
 _JOB_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -40,6 +41,7 @@ async def run_job(request: Request) -> Response:
 
 
 routes = [
-    Route("/jobs/status", job_status, methods=["GET"]),
-    Route("/jobs/{name}/run", run_job, methods=["POST"]),
+    # Queue lengths and broker errors are the service's internals; whoever may run a job sees them.
+    Endpoint("/jobs/status", job_status, "GET", Role.ADMIN),
+    Endpoint("/jobs/{name}/run", run_job, "POST", Role.ADMIN),
 ]

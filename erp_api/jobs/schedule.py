@@ -1,7 +1,7 @@
 """The periodic jobs and when beat starts them: the one place the schedule lives.
 
 Intervals come from the settings (``ERP_REAPER_INTERVAL_SECONDS``, ``ERP_CACHE_WARM_INTERVAL_SECONDS``,
-``ERP_RETENTION_INTERVAL_SECONDS``); a job with no interval is not scheduled but can still be run by
+``ERP_RETENTION_INTERVAL_SECONDS``, ``ERP_WEBHOOK_SWEEP_INTERVAL_SECONDS``); a job with no interval is not scheduled but can still be run by
 hand (``POST /api/v1/jobs/{name}/run``). Retention is scheduled only with ``ERP_RETENTION_ENABLED``.
 """
 
@@ -11,12 +11,21 @@ from datetime import timedelta
 from typing import Any
 
 from erp_api.jobs.dispatch import JobSpec
-from erp_api.jobs.names import AGGREGATIONS, MAINTENANCE, REAP_TASK, RETENTION_TASK, WARM_TASK
+from erp_api.jobs.names import (
+    AGGREGATIONS,
+    MAINTENANCE,
+    REAP_TASK,
+    RETENTION_TASK,
+    WARM_TASK,
+    WEBHOOK_SWEEP_TASK,
+    WEBHOOKS,
+)
 from erp_api.settings import Settings
 
 REAP_JOB = "reap_analyses"
 WARM_JOB = "warm_quality_summaries"
 RETENTION_JOB = "retention_cleanup"
+WEBHOOK_SWEEP_JOB = "sweep_webhooks"
 
 
 def periodic_jobs(settings: Settings) -> tuple[JobSpec, ...]:
@@ -29,6 +38,7 @@ def periodic_jobs(settings: Settings) -> tuple[JobSpec, ...]:
             MAINTENANCE,
             settings.retention_interval_seconds if settings.retention_enabled else None,
         ),
+        JobSpec(WEBHOOK_SWEEP_JOB, WEBHOOK_SWEEP_TASK, WEBHOOKS, settings.webhook_sweep_interval_seconds),
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
+
+from erp_api.schemas import QueryModel
 
 
 class JobOut(BaseModel):
@@ -34,9 +36,7 @@ class JobStatusOut(BaseModel):
     broker_error: str | None
 
 
-class JobPath(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class JobPath(QueryModel):
     name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = Field(
         description="A periodic job, e.g. reap_analyses"
     )

@@ -31,16 +31,19 @@ class FlushWindow:
 
     def added(self, pending: int) -> None:
         """Call after adding to the batch, with the batch's size now."""
+        window = self._loop
+        if window is not None and not window.is_closed():
+            # Open, so its close will flush. Checked before asking which loop runs: that costs a
+            # getpid() system call (Python 3.11), and this runs for every request.
+            if pending >= MAX_PENDING:
+                self._flush()
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._flush()
             return
-        if self._loop is loop:
-            if pending >= MAX_PENDING:
-                self._flush()
-            return
-        # No open window on this loop (or only one of a loop that has closed since).
+        # No open window (or only one of a loop that has closed since).
         self._flush()
         self._loop = loop
         loop.call_later(FLUSH_SECONDS, self._close)

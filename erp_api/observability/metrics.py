@@ -10,6 +10,8 @@ raw user input.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 # The *_created series double the exposition and multiprocess mode cannot produce them anyway.
@@ -147,6 +149,43 @@ CELERY_TASK_QUEUE_WAIT = Histogram(
 
 TASK_OUTCOMES = frozenset({"success", "failure", "retry"})
 
+# Webhooks (erp_api/webhooks/delivery.py)
+WEBHOOK_ATTEMPTS = Counter(
+    "webhook_delivery_attempts_total",
+    "Webhook delivery attempts finished, by outcome (delivered, retry, failed: the last one failed)",
+    ["outcome"],
+)
+WEBHOOK_OUTCOMES = frozenset({"delivered", "retry", "failed"})
+
+# Quality alerts (erp_api/quality/rule_checker.py, alerts.py); rules are the SPC rule ids (N1..WE4)
+QUALITY_ALERTS_OPENED = Counter(
+    "erp_quality_alerts_opened_total",
+    "Quality alerts opened by the on-ingest rule check, by rule",
+    ["rule"],
+)
+QUALITY_ALERTS_OPEN = Gauge(
+    "erp_quality_alerts_open",
+    "Quality alerts not yet resolved or dismissed, by rule, as last counted",
+    ["rule"],
+    multiprocess_mode="mostrecent",
+)
+RULE_CHECK_BACKLOG = Gauge(
+    "erp_quality_rule_checks_pending",
+    "Commits of measurements waiting for the on-ingest rule check, as last counted",
+    multiprocess_mode="mostrecent",
+)
+
+# Live events (erp_api/events): streams connected, events sent, and how old an event is when sent.
+EVENT_CLIENTS = Gauge(
+    "erp_event_clients", "Event streams (SSE) connected to this process", multiprocess_mode="livesum"
+)
+EVENTS_DELIVERED = Counter("erp_events_delivered_total", "Events sent to event stream clients")
+EVENT_LAG = Histogram(
+    "erp_event_lag_seconds",
+    "From an event's commit to its sending on a stream",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0),
+)
+
 # Resolved label children: .labels() validates and locks on every call, a dict lookup does not.
 _cache_children: dict[tuple[str, str], Counter] = {}
 
@@ -199,6 +238,33 @@ def observe_task_queue_wait(task: str, seconds: float) -> None:
     CELERY_TASK_QUEUE_WAIT.labels(task).observe(max(seconds, 0.0))
 
 
+def observe_webhook_attempt(outcome: str) -> None:
+    """A finished webhook delivery attempt; ``outcome`` is delivered, retry or failed."""
+    if outcome not in WEBHOOK_OUTCOMES:
+        raise ValueError(f"webhook outcome must be one of {sorted(WEBHOOK_OUTCOMES)}, not {outcome!r}")
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
+
+
+def observe_alerts_opened(rules: Iterable[str]) -> None:
+    """One alert opened per rule id in ``rules``."""
+    tally: dict[str, int] = {}
+    for rule in rules:
+        tally[rule] = tally.get(rule, 0) + 1
+    for rule, count in tally.items():
+        QUALITY_ALERTS_OPENED.labels(rule).inc(count)
+
+
+def set_open_alerts(counts: Mapping[str, int]) -> None:
+    """Open alerts per rule, as counted now; pass every rule (0 for none) so that no value goes stale."""
+    for rule, count in counts.items():
+        QUALITY_ALERTS_OPEN.labels(rule).set(count)
+
+
+def set_rule_check_backlog(pending: int) -> None:
+    """Outbox rows of the rule check waiting, as counted now."""
+    RULE_CHECK_BACKLOG.set(pending)
+
+
 def set_queue_length(queue: str, length: int) -> None:
     """Messages waiting in ``queue`` when it was last sampled."""
     CELERY_QUEUE_LENGTH.labels(queue).set(length)
@@ -207,3 +273,14 @@ def set_queue_length(queue: str, length: int) -> None:
 def set_celery_workers(count: int) -> None:
     """Workers that answered the last ping."""
     CELERY_WORKERS.set(count)
+
+
+def set_event_clients(count: int) -> None:
+    """Event streams connected to this process now."""
+    EVENT_CLIENTS.set(count)
+
+
+def observe_event_sent(lag_seconds: float) -> None:
+    """One event sent on a stream, ``lag_seconds`` after it was recorded (replays included)."""
+    EVENTS_DELIVERED.inc()
+    EVENT_LAG.observe(max(lag_seconds, 0.0))

@@ -2,7 +2,9 @@
 
 Per request it reads the clock twice, sets the request id and notes the outcome in a
 ``RequestLedger``, which turns the notes into metrics and access log lines in batches: together
-they must cost a small fraction of the fastest (cached) request.
+they must cost a small fraction of the fastest (cached) request. It does not wrap ``send``: the
+``X-Request-ID`` header goes out with the others, and the status is read back, through
+``response_headers`` (it runs inside ``ResponseHeadersMiddleware``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from erp_api.observability import request_ledger
 from erp_api.observability.request_id import REQUEST_ID, SCOPE_KEY, accept_request_id
 from erp_api.observability.request_ledger import KNOWN_METHODS, RequestLedger
+from erp_api.response_headers import response_headers
 
 REQUEST_ID_RAW = b"x-request-id"
 
@@ -46,15 +49,8 @@ class ObservabilityMiddleware:
                 break
         request_id = accept_request_id(sent_id)
         scope[SCOPE_KEY] = request_id
-        id_header = (REQUEST_ID_RAW, request_id.encode("ascii"))
-        status = 500  # what the client gets if the app raises before responding
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
-            await send(message)
+        response = response_headers(scope)
+        response.added.append((REQUEST_ID_RAW, request_id.encode("ascii")))
 
         # The context variable itself, not bind_request_id(): this runs for every request.
         token = REQUEST_ID.set(request_id)
@@ -63,15 +59,17 @@ class ObservabilityMiddleware:
             path: str = scope["path"]
             if (path[len(root_path) :] if root_path else path) in self._excluded:
                 scope[request_ledger.SCOPE_KEY] = self._ledger  # /metrics flushes it before rendering
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, send)
                 return
             method: str = scope["method"]
             ledger = self._ledger
             ledger.started(method if method in KNOWN_METHODS else "other")
             start = perf_counter()
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, send)
             finally:
+                # No status: the app raised before responding, and the client gets a 500.
+                status = 500 if response.status is None else response.status
                 ledger.finished(method, scope, root_path, status, start, perf_counter(), request_id)
         finally:
             REQUEST_ID.reset(token)

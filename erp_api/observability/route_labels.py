@@ -5,16 +5,15 @@ by the path of every ``Mount`` it descends into, so the template is that added p
 route's own path: ``/api/v1`` + ``/charges/{id}``. No matching is repeated on that path.
 
 A response sent before the router ran (a 401, 403, 413 or 429 from a middleware) has no route in
-the scope; only then are the app's routes matched against a copy of the scope, as the router would.
+the scope; only then is the scope routed as the router would (``erp_api.routing.routed_scope``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
-from starlette.routing import BaseRoute, Match, Mount
+from starlette.routing import Mount
 from starlette.types import Scope
+
+from erp_api.routing import routed_scope
 
 UNMATCHED = "unmatched"
 """The one label shared by every request no route matched, so raw paths never become labels."""
@@ -30,7 +29,8 @@ def route_template(scope: Scope, outer_root_path: str, status: int) -> str:
     if route is None:
         if status == 404:
             return UNMATCHED
-        scope = _matched_scope(scope)
+        router = getattr(scope.get("app"), "router", None)
+        scope = routed_scope(getattr(router, "routes", ()), scope)
         route = scope.get("route")
         if route is None:
             return UNMATCHED
@@ -40,31 +40,3 @@ def route_template(scope: Scope, outer_root_path: str, status: int) -> str:
         return UNMATCHED if status == 404 else prefix + "/{path}"
     path = getattr(route, "path", None)
     return UNMATCHED if path is None else prefix + path
-
-
-def _matched_scope(scope: Scope) -> Scope:
-    """A copy of ``scope`` as the router would have left it (``route`` absent when nothing matches)."""
-    router = getattr(scope.get("app"), "router", None)
-    routes: Iterable[BaseRoute] = getattr(router, "routes", ())
-    scratch: dict[str, Any] = dict(scope)
-    while True:
-        partial: tuple[BaseRoute, Scope] | None = None
-        for route in routes:
-            match, child_scope = route.matches(scratch)
-            if match is Match.FULL:
-                break
-            if match is Match.PARTIAL and partial is None:
-                partial = (route, child_scope)
-        else:
-            if partial is None:
-                return scratch
-            route, child_scope = partial
-        scratch["route"] = route
-        scratch.update(child_scope)
-        if not isinstance(route, Mount):
-            return scratch
-        # Descend like the mounted router does; a mount without routes stays the answer.
-        routes = getattr(route, "routes", ())
-        if not routes:
-            return scratch
-        del scratch["route"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from erp_api.quality.spc.chart import zone_line
 from erp_api.quality.spc.series import (
@@ -19,6 +19,10 @@ from erp_api.quality.spc.series import (
     build_report,
     classify_zones,
 )
+
+# Where a chart's centre and sigma come from: a baseline given with the request, the series' stored
+# control limits, or the points themselves.
+LimitsSource = Literal["baseline", "stored", "computed"]
 
 
 class SeriesPoint(Protocol):
@@ -38,16 +42,21 @@ def parameter_analysis(
     rules: RuleSet,
     baseline: Baseline | None,
     limits: tuple[float | None, float | None],
+    limits_source: LimitsSource,
+    limits_id: int | None,
 ) -> dict[str, Any]:
     """The SPC report of one series; violation indices count from the start of the whole series.
 
-    ``points`` are the last points of the series in time order, ``offset`` how many came before them.
+    ``points`` are the last points of the series in time order, ``offset`` how many came before them;
+    ``baseline`` (``None``: the points' own) comes from ``limits_source``, stored limits ``limits_id``.
     """
     values = [point.value for point in points]
     lsl, usl = limits
     analysis = analyse_series(values, rules=rules, baseline=baseline, lsl=lsl, usl=usl)
     report: SpcReport = build_report(parameter, values, analysis)
     result: dict[str, Any] = dict(report)
+    result["limits_source"] = limits_source
+    result["limits_id"] = limits_id
     result["violations"] = [
         {
             "rule": violation["rule"],
@@ -61,11 +70,20 @@ def parameter_analysis(
 
 
 def control_chart(
-    charge_id: int, parameter: str, points: Sequence[SeriesPoint], *, rules: RuleSet
+    charge_id: int,
+    parameter: str,
+    points: Sequence[SeriesPoint],
+    *,
+    rules: RuleSet,
+    stored: tuple[int, Baseline] | None = None,
 ) -> dict[str, Any]:
-    """Points with their zone and violated rules, and the chart's lines, for one series."""
+    """Points with their zone and violated rules, and the chart's lines, for one series.
+
+    ``stored`` is the series' current control limits (id, centre and sigma); without them the lines
+    come from the points shown.
+    """
     values = [point.value for point in points]
-    analysis = analyse_series(values, rules=rules)
+    analysis = analyse_series(values, rules=rules, baseline=None if stored is None else stored[1])
     limits = analysis.limits
     zones: list[str | None] = [None] * len(points)
     zone_bounds: dict[str, dict[str, float]] | None = None
@@ -82,6 +100,8 @@ def control_chart(
         "charge_id": charge_id,
         "parameter": parameter,
         "rules": rules,
+        "limits_source": "computed" if stored is None else "stored",
+        "limits_id": None if stored is None else stored[0],
         "limits": {
             "center": limits.center,
             "sigma": limits.sigma,

@@ -1,5 +1,5 @@
-"""Tables of the quality package: specifications, measurements, control limits, alerts, and the
-rule-check outbox."""
+"""Tables of the quality package: specifications, measurements, attribute inspections, control limits,
+alerts, the rule-check outbox, and the series rollups (running and hourly statistics)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Double,
@@ -73,7 +74,9 @@ class Measurement(Base):
         Index(
             "ix_measurements_charge_id_parameter_measured_at", "charge_id", "parameter", "measured_at", "id"
         ),
-        # Summaries per product, parameter and time range.
+        # A charge's list of all its parameters in time order: the keyset page is one index range.
+        Index("ix_measurements_charge_id_measured_at", "charge_id", "measured_at", "id"),
+        # Per product, parameter and time range: rollup maintenance and the raw edges of ranges.
         Index(
             "ix_measurements_product_sku_parameter_measured_at",
             "product_sku",
@@ -171,4 +174,102 @@ class RuleCheck(Base):
     # The smallest id among the new measurements: the check looks at those and the points before.
     first_measurement_id: Mapped[int] = mapped_column(BigIntId)
     measurements: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SeriesStats(Base):
+    """Running statistics of one (product, parameter) series over all its non-voided measurements.
+
+    Kept exact in every transaction that changes the series (``erp_api.quality.rollups``); the row is
+    also the lock that orders those transactions. ``last_*`` is the series' latest point, so that a
+    point appended at the end needs no lookup. Empty (n = 0) rows are kept as locks.
+    """
+
+    __tablename__ = "quality_series_stats"
+
+    product_sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    parameter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    mean: Mapped[float] = mapped_column(Double)
+    m2: Mapped[float] = mapped_column(Double)
+    min: Mapped[float | None] = mapped_column(Double)
+    max: Mapped[float | None] = mapped_column(Double)
+    mr_sum: Mapped[float] = mapped_column(Double)
+    out_of_spec: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_value: Mapped[float | None] = mapped_column(Double)
+
+
+class HourlyStats(Base):
+    """Statistics of one series' non-voided measurements within one UTC hour (never empty).
+
+    ``hour`` counts whole hours since 1970-01-01 UTC. ``first_*``/``last_*`` are the hour's first and
+    last points in series order, so that adjacent hours merge their moving ranges exactly.
+    """
+
+    __tablename__ = "quality_hourly_stats"
+
+    product_sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    parameter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(Integer)
+    mean: Mapped[float] = mapped_column(Double)
+    m2: Mapped[float] = mapped_column(Double)
+    min: Mapped[float] = mapped_column(Double)
+    max: Mapped[float] = mapped_column(Double)
+    mr_sum: Mapped[float] = mapped_column(Double)
+    out_of_spec: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    first_value: Mapped[float] = mapped_column(Double)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    last_value: Mapped[float] = mapped_column(Double)
+
+
+class Inspection(Base):
+    """One attribute inspection of a charge's characteristic, in one of two forms:
+
+    - defectives: ``inspected`` items, ``nonconforming`` of them defective (the p and np charts);
+    - defects: ``units`` inspection units holding ``nonconformities`` defects (the c and u charts).
+
+    ``product_sku`` is copied from the charge on insert, as for measurements, so that a product's
+    samples of a characteristic are one index range in time order. Rows are never edited.
+    """
+
+    __tablename__ = "inspections"
+    __table_args__ = (
+        CheckConstraint(
+            "(inspected IS NOT NULL AND nonconforming IS NOT NULL AND units IS NULL "
+            "AND nonconformities IS NULL) OR (inspected IS NULL AND nonconforming IS NULL "
+            "AND units IS NOT NULL AND nonconformities IS NOT NULL)",
+            name="one_form",
+        ),
+        CheckConstraint(
+            "inspected IS NULL OR (inspected >= 1 AND nonconforming >= 0 AND nonconforming <= inspected)",
+            name="defectives_counted",
+        ),
+        CheckConstraint("units IS NULL OR (units >= 1 AND nonconformities >= 0)", name="defects_counted"),
+        # A charge's inspections in time order (its list; the foreign key when a charge is deleted).
+        Index("ix_inspections_charge_id_inspected_at", "charge_id", "inspected_at", "id"),
+        # A product's samples of one characteristic in time order (the attribute charts).
+        Index(
+            "ix_inspections_product_sku_characteristic_inspected_at",
+            "product_sku",
+            "characteristic",
+            "inspected_at",
+            "id",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    charge_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("charges.id", ondelete="CASCADE"))
+    product_sku: Mapped[str] = mapped_column(String(64))
+    characteristic: Mapped[str] = mapped_column(String(64))
+    inspected: Mapped[int | None] = mapped_column(Integer)
+    nonconforming: Mapped[int | None] = mapped_column(Integer)
+    units: Mapped[int | None] = mapped_column(Integer)
+    nonconformities: Mapped[int | None] = mapped_column(Integer)
+    inspected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -38,3 +38,20 @@ class StoredMeasurement:
 
     def content(self) -> tuple[int, str, float, datetime]:
         return (self.charge_id, self.parameter, self.value, self.measured_at)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """A non-voided point of a (product, parameter) series, as the on-ingest rule check reads it."""
+
+    id: int
+    charge_id: int
+    value: float
+    measured_at: datetime
+    new: bool = False
+    """Whether the point is one of those being checked (rather than one before or after them)."""
+
+    @property
+    def position(self) -> tuple[datetime, int]:
+        """Where the point sits in its series: series are ordered by (measured_at, id)."""
+        return (self.measured_at, self.id)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, func, insert, select, tuple_
+from sqlalchemy import (
+    CursorResult,
+    Row,
+    Select,
+    Subquery,
+    and_,
+    delete,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from erp_api.charges.models import Charge
-from erp_api.quality.models import Measurement, QualitySpec
-from erp_api.quality.records import NewMeasurement, StoredMeasurement
+from erp_api.quality.models import ControlLimits, Measurement, QualitySpec
+from erp_api.quality.records import NewMeasurement, SeriesPoint, StoredMeasurement
 
 # Rows per statement of a bulk insert: within SQLite's and asyncpg's bound-parameter limits for
 # the multi-row INSERT, and bounding the memory of one COPY buffer.
@@ -19,6 +32,16 @@ BULK_CHUNK = 5_000
 RECORD_COLUMNS = ("charge_id", "product_sku", "parameter", "value", "measured_at", "created_at")
 # One row for a bulk insert, in RECORD_COLUMNS order: plain tuples, the cheapest thing to build per row.
 MeasurementRecord = tuple[int, str, str, float, datetime, datetime]
+# One transaction's rows of a series, as its rule-check outbox row names them: (first id, created_at, count).
+CommitRows = tuple[int, datetime, int]
+
+
+class DeletedMeasurement(NamedTuple):
+    id: int
+    charge_id: int
+    product_sku: str
+    parameter: str
+    measured_at: datetime
 
 
 class SpecRepository:
@@ -52,6 +75,25 @@ class SpecRepository:
         stmt = stmt.order_by(QualitySpec.created_at, QualitySpec.id).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 
+    async def parameters_by_product(
+        self, product_skus: Sequence[str]
+    ) -> dict[str, dict[str, tuple[float | None, float | None]]]:
+        """The parameters with a spec and their (lsl, usl), per product, in one query: what a measurement
+        write validates, and the limits its rollups count out-of-spec points against. The spec rows
+        are share-locked (PostgreSQL), so their limits cannot change before the write commits."""
+        known: dict[str, dict[str, tuple[float | None, float | None]]] = {sku: {} for sku in product_skus}
+        if not known:
+            return known
+        stmt = (
+            select(QualitySpec.product_sku, QualitySpec.parameter, QualitySpec.lsl, QualitySpec.usl)
+            .where(QualitySpec.product_sku.in_(sorted(known)))
+            .order_by(QualitySpec.product_sku, QualitySpec.parameter)
+            .with_for_update(read=True)
+        )
+        for row in await self.session.execute(stmt):
+            known[row.product_sku][row.parameter] = (row.lsl, row.usl)
+        return known
+
     async def limits(self, product_sku: str) -> dict[str, tuple[float | None, float | None]]:
         """(lsl, usl) per parameter of one product."""
         stmt = select(QualitySpec.parameter, QualitySpec.lsl, QualitySpec.usl).where(
@@ -60,23 +102,75 @@ class SpecRepository:
         return {row.parameter: (row.lsl, row.usl) for row in await self.session.execute(stmt)}
 
 
-class MeasurementRepository:
-    """Queries on ``measurements`` (and the charge facts they depend on) in the caller's transaction."""
+class ControlLimitsRepository:
+    """Queries on ``control_limits`` (append-only; the highest id per series is current)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def charge_states(
-        self, charge_ids: Sequence[int], *, lock: bool = False
-    ) -> dict[int, tuple[str, str]]:
-        """(product_sku, status) per existing charge; ``lock`` holds them against concurrent changes."""
-        stmt = select(Charge.id, Charge.product_sku, Charge.status).where(
-            Charge.id.in_(sorted(set(charge_ids)))
+    async def current(self, product_sku: str, parameter: str) -> ControlLimits | None:
+        """The limits in force for a (product, parameter) series, or None if none were ever set."""
+        stmt = (
+            select(ControlLimits)
+            .where(ControlLimits.product_sku == product_sku, ControlLimits.parameter == parameter)
+            .order_by(ControlLimits.id.desc())
+            .limit(1)
         )
-        if lock:
-            # FOR SHARE: a status change (FOR UPDATE) waits until the measurements are committed.
-            stmt = stmt.with_for_update(read=True)
-        return {row.id: (row.product_sku, row.status) for row in await self.session.execute(stmt)}
+        return (await self.session.scalars(stmt)).first()
+
+    async def current_of_product(self, product_sku: str) -> dict[str, ControlLimits]:
+        """The limits in force per parameter of one product, in one query."""
+        latest = (
+            select(func.max(ControlLimits.id))
+            .where(ControlLimits.product_sku == product_sku)
+            .group_by(ControlLimits.parameter)
+        )
+        stmt = select(ControlLimits).where(ControlLimits.id.in_(latest.scalar_subquery()))
+        return {row.parameter: row for row in await self.session.scalars(stmt)}
+
+    async def history(self, product_sku: str, parameter: str, limit: int) -> list[ControlLimits]:
+        """Up to ``limit`` rows of a series, newest first (the first one is current)."""
+        stmt = (
+            select(ControlLimits)
+            .where(ControlLimits.product_sku == product_sku, ControlLimits.parameter == parameter)
+            .order_by(ControlLimits.id.desc())
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def append(
+        self,
+        product_sku: str,
+        parameter: str,
+        *,
+        center: float,
+        sigma: float,
+        source: str,
+        basis: dict[str, Any] | None,
+        created_by: str,
+        created_at: datetime,
+    ) -> ControlLimits:
+        """Add a row, which becomes the current limits of its series."""
+        row = ControlLimits(
+            product_sku=product_sku,
+            parameter=parameter,
+            center=center,
+            sigma=sigma,
+            source=source,
+            basis=basis,
+            created_by=created_by,
+            created_at=created_at,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+
+class MeasurementRepository:
+    """Queries on ``measurements`` in the caller's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
     async def insert_returning(
         self, rows: Sequence[NewMeasurement], created_at: datetime
@@ -140,14 +234,59 @@ class MeasurementRepository:
         stmt = stmt.order_by(Measurement.measured_at, Measurement.id).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 
+    async def get(self, measurement_id: int, *, for_update: bool = False) -> Measurement | None:
+        stmt = select(Measurement).where(Measurement.id == measurement_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def parameters(self, charge_id: int) -> list[str]:
-        stmt = select(Measurement.parameter).where(Measurement.charge_id == charge_id).distinct()
+        """The parameters a charge has non-voided measurements of, sorted."""
+        stmt = (
+            select(Measurement.parameter)
+            .where(Measurement.charge_id == charge_id, Measurement.voided_at.is_(None))
+            .distinct()
+        )
         return sorted((await self.session.scalars(stmt)).all())
+
+    async def count_series(self, product_sku: str, parameter: str) -> int:
+        """How many measurements a (product, parameter) series holds, voided ones included."""
+        stmt = select(func.count()).where(
+            Measurement.product_sku == product_sku, Measurement.parameter == parameter
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def baseline_values(
+        self,
+        product_sku: str,
+        parameter: str,
+        *,
+        measured_from: datetime | None = None,
+        measured_to: datetime | None = None,
+        charge_ids: Sequence[int] | None = None,
+        limit: int,
+    ) -> list[float]:
+        """Up to ``limit`` non-voided values of a series in measured order (measured_at, id),
+        measured in [measured_from, measured_to) and/or on the given charges."""
+        stmt = select(Measurement.value).where(
+            Measurement.product_sku == product_sku,
+            Measurement.parameter == parameter,
+            Measurement.voided_at.is_(None),
+        )
+        if measured_from is not None:
+            stmt = stmt.where(Measurement.measured_at >= measured_from)
+        if measured_to is not None:
+            stmt = stmt.where(Measurement.measured_at < measured_to)
+        if charge_ids is not None:
+            stmt = stmt.where(Measurement.charge_id.in_(sorted(set(charge_ids))))
+        stmt = stmt.order_by(Measurement.measured_at, Measurement.id).limit(limit)
+        return [float(value) for value in (await self.session.scalars(stmt)).all()]
 
     async def latest_series(
         self, charge_id: int, parameter: str, limit: int
     ) -> tuple[list[Row[int, float, datetime, int]], int]:
-        """The last ``limit`` points (id, value, measured_at) of a series in time order, and its length.
+        """The last ``limit`` non-voided points (id, value, measured_at) of a series in time order, and
+        how many non-voided points it has.
 
         The length comes from the same statement, so it always counts the points returned.
         """
@@ -158,13 +297,184 @@ class MeasurementRepository:
                 Measurement.measured_at,
                 func.count().over().label("total"),
             )
-            .where(Measurement.charge_id == charge_id, Measurement.parameter == parameter)
+            .where(
+                Measurement.charge_id == charge_id,
+                Measurement.parameter == parameter,
+                Measurement.voided_at.is_(None),
+            )
             .order_by(Measurement.measured_at.desc(), Measurement.id.desc())
             .limit(limit)
         )
         rows = list((await self.session.execute(stmt)).all())
         rows.reverse()
         return rows, int(rows[0].total) if rows else 0
+
+    async def delete_measured_before(self, cutoff: datetime, limit: int) -> list[DeletedMeasurement]:
+        """Delete up to ``limit`` measurements taken before ``cutoff``; what each of them was.
+
+        The caller updates the rollups of the returned rows' hours in the same transaction, and
+        invalidates their series once it has committed.
+        """
+        chosen = select(Measurement.id).where(Measurement.measured_at < cutoff).limit(limit)
+        stmt = (
+            delete(Measurement)
+            .where(Measurement.id.in_(chosen.scalar_subquery()))
+            .returning(
+                Measurement.id,
+                Measurement.charge_id,
+                Measurement.product_sku,
+                Measurement.parameter,
+                Measurement.measured_at,
+            )
+        )
+        return [DeletedMeasurement(*row) for row in await self.session.execute(stmt)]
+
+    # The on-ingest rule check (rule_checker.py) ------------------------------------------------
+
+    async def max_id(self) -> int:
+        """The highest id stored (0 for none): ids assigned later are higher (one index probe)."""
+        return int(await self.session.scalar(select(func.max(Measurement.id))) or 0)
+
+    async def first_ids_since(self, after_id: int, charge_id: int, created_at: datetime) -> dict[str, int]:
+        """The smallest id per parameter among the rows above ``after_id`` that the charge got at
+        ``created_at`` (one transaction's rows): a scan of the primary key from ``after_id`` on."""
+        stmt = (
+            select(Measurement.parameter, func.min(Measurement.id))
+            .where(
+                Measurement.id > after_id,
+                Measurement.charge_id == charge_id,
+                Measurement.created_at == created_at,
+            )
+            .group_by(Measurement.parameter)
+        )
+        return {parameter: int(first) for parameter, first in (await self.session.execute(stmt)).all()}
+
+    async def commit_ids(self, product_sku: str, parameter: str, commits: Sequence[CommitRows]) -> list[int]:
+        """The ids of the non-voided points some transactions added to a series, each given by its
+        outbox row as (first_id, created_at, count): the first ``count`` rows from ``first_id`` on
+        (primary key order) with its ``created_at``."""
+        rows = _commit_rows(product_sku, parameter, commits)
+        return [row.id for row in await self._execute(select(rows.c.id).where(rows.c.counts))]
+
+    async def commit_start(
+        self, product_sku: str, parameter: str, commits: Sequence[CommitRows]
+    ) -> tuple[datetime, int] | None:
+        """The series position of the earliest non-voided point among those rows."""
+        rows = _commit_rows(product_sku, parameter, commits)
+        stmt = (
+            select(rows.c.measured_at, rows.c.id)
+            .where(rows.c.counts)
+            .order_by(rows.c.measured_at, rows.c.id)
+            .limit(1)
+        )
+        row = (await self._execute(stmt)).first()
+        return None if row is None else (row.measured_at, row.id)
+
+    async def position(self, measurement_id: int) -> tuple[datetime, int] | None:
+        """Where a measurement sits in its series: (measured_at, id)."""
+        measured_at = await self.session.scalar(
+            select(Measurement.measured_at).where(Measurement.id == measurement_id)
+        )
+        return None if measured_at is None else (measured_at, measurement_id)
+
+    async def points_before(
+        self,
+        product_sku: str,
+        parameter: str,
+        position: tuple[datetime, int],
+        limit: int,
+        *,
+        new: Sequence[CommitRows] = (),
+    ) -> list[SeriesPoint]:
+        """The last ``limit`` non-voided points of a series before ``position``, in series order;
+        ``new`` marks the points of these transactions (see ``commit_ids``)."""
+        stmt = (
+            _series_points(product_sku, parameter, new)
+            .where(tuple_(Measurement.measured_at, Measurement.id) < tuple_(*position))
+            .order_by(Measurement.measured_at.desc(), Measurement.id.desc())
+            .limit(limit)
+        )
+        points = _points(await self._execute(stmt))
+        points.reverse()
+        return points
+
+    async def points_from(
+        self,
+        product_sku: str,
+        parameter: str,
+        position: tuple[datetime, int],
+        limit: int,
+        *,
+        inclusive: bool,
+        new: Sequence[CommitRows] = (),
+    ) -> list[SeriesPoint]:
+        """The first ``limit`` non-voided points of a series from ``position`` on, in series order;
+        ``new`` marks the points of these transactions (see ``commit_ids``)."""
+        key = tuple_(Measurement.measured_at, Measurement.id)
+        stmt = (
+            _series_points(product_sku, parameter, new)
+            .where(key >= tuple_(*position) if inclusive else key > tuple_(*position))
+            .order_by(Measurement.measured_at, Measurement.id)
+            .limit(limit)
+        )
+        return _points(await self._execute(stmt))
+
+    async def _execute(self, stmt: Select[*tuple[Any, ...]]) -> CursorResult[*tuple[Any, ...]]:
+        # Core execution on the session's connection: these reads return plain rows, thousands of
+        # them, and skip the ORM's per-row machinery.
+        connection = await self.session.connection()
+        result: CursorResult[*tuple[Any, ...]] = await connection.execute(stmt)
+        return result
+
+
+def _commit_rows(product_sku: str, parameter: str, commits: Sequence[CommitRows]) -> Subquery:
+    """Some transactions' rows of a series, each read by primary key from its first id and stopping
+    after its count, so the planner cannot wander into the series' history. Voided rows are filtered
+    outside (the ``counts`` column), or a LIMIT might never be met."""
+    parts = [
+        select(Measurement.id, Measurement.measured_at, Measurement.voided_at.is_(None).label("counts"))
+        .where(
+            Measurement.id >= first_id,
+            Measurement.product_sku == product_sku,
+            Measurement.parameter == parameter,
+            Measurement.created_at == created_at,
+        )
+        .order_by(Measurement.id)
+        .limit(count)
+        .subquery()
+        .select()
+        for first_id, created_at, count in commits
+    ]
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+
+
+def _series_points(
+    product_sku: str, parameter: str, new: Sequence[CommitRows]
+) -> Select[int, int, float, datetime, bool]:
+    """(id, charge_id, value, measured_at, new) of a series' non-voided points; ``new`` is true for
+    the rows of the given transactions."""
+    is_new = or_(
+        false(),
+        *(
+            and_(Measurement.created_at == created_at, Measurement.id >= first_id)
+            for first_id, created_at, _count in new
+        ),
+    )
+    return select(
+        Measurement.id, Measurement.charge_id, Measurement.value, Measurement.measured_at, is_new.label("new")
+    ).where(
+        Measurement.product_sku == product_sku,
+        Measurement.parameter == parameter,
+        Measurement.voided_at.is_(None),
+    )
+
+
+def _points(rows: Iterable[Row[*tuple[Any, ...]]]) -> list[SeriesPoint]:
+    # Unpacked by position: named access costs a lookup per column of each of thousands of rows.
+    return [
+        SeriesPoint(point_id, charge_id, value, measured_at, bool(new))
+        for point_id, charge_id, value, measured_at, new in rows
+    ]
 
 
 def _values(row: NewMeasurement, created_at: datetime) -> Mapping[str, Any]:

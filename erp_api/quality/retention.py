@@ -10,14 +10,15 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cache import CacheManager
 from erp_api.analyses.repository import AnalysisRepository
 from erp_api.db import utcnow
 from erp_api.quality import cache_tags as quality_tags
-from erp_api.quality.models import Measurement
+from erp_api.quality.repository import MeasurementRepository
+from erp_api.quality.rollups import SeriesRollups
+from erp_api.quality.series_stats import hour_of
 
 BATCH = 1_000
 
@@ -73,17 +74,10 @@ class RetentionCleanup:
         total = 0
         while time.monotonic() < deadline:
             async with self._sessions.begin() as session:
-                rows = (
-                    await session.execute(
-                        select(Measurement.id, Measurement.charge_id, Measurement.product_sku)
-                        .where(Measurement.measured_at < cutoff)
-                        .limit(BATCH)
-                    )
-                ).all()
-                if rows:
-                    await session.execute(
-                        delete(Measurement).where(Measurement.id.in_([row.id for row in rows]))
-                    )
+                rows = await MeasurementRepository(session).delete_measured_before(cutoff, BATCH)
+                await SeriesRollups(session).removed(
+                    {(row.product_sku, row.parameter, hour_of(row.measured_at)) for row in rows}
+                )
             total += len(rows)
             if rows:
                 # Summaries and charts that included the deleted points must be recomputed.

@@ -7,10 +7,10 @@ import re
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from erp_api.http import (
     json_response,
+    paged_response,
     parse_json,
     path_int,
     read_json,
@@ -21,12 +21,12 @@ from erp_api.http import (
 from erp_api.openapi import Operation, describe
 from erp_api.quality.documents import measurement_dict, spec_dict
 from erp_api.quality.schemas import (
-    ControlChartOut,
-    ControlChartQuery,
+    MAX_TREND_PERIODS,
     MeasurementBatchIn,
     MeasurementCreated,
     MeasurementIn,
     MeasurementListQuery,
+    MeasurementOut,
     MeasurementPage,
     MeasurementPost,
     SpecBody,
@@ -36,8 +36,14 @@ from erp_api.quality.schemas import (
     SpecPath,
     SummaryOut,
     SummaryQuery,
+    TrendOut,
+    TrendQuery,
+    VoidBody,
 )
 from erp_api.resources import resources
+from erp_api.security.access import Endpoint
+from erp_api.security.body_limit import BodyLimit
+from erp_api.security.roles import Role
 
 TAG = "quality"
 # A batch is the object whose only member is "items"; anything else is parsed as one measurement,
@@ -47,12 +53,21 @@ _BATCH_BODY = re.compile(rb'\A\s*\{\s*"items"\s*:')
 
 @describe(
     Operation(
-        "Create or replace the spec of a product's parameter",
+        "Create or replace the spec of a product's parameter: limits, run rules, auto-hold "
+        "(its unit is fixed once the series has measurements: 409)",
         TAG,
         body=SpecBody,
         path=SpecPath,
         responses={200: SpecOut, 201: SpecOut},
         errors=(409, 413, 415),
+        example={
+            "unit": "mm",
+            "lsl": 9.95,
+            "usl": 10.05,
+            "target": 10.0,
+            "rules": "nelson",
+            "auto_hold": True,
+        },
     )
 )
 async def put_spec(request: Request) -> Response:
@@ -69,7 +84,20 @@ async def put_spec(request: Request) -> Response:
 @describe(Operation("List specs, oldest first", TAG, query=SpecListQuery, responses={200: SpecPage}))
 async def list_specs(request: Request) -> Response:
     query = read_query(request, SpecListQuery)
-    return json_response(await resources(request).quality.spec_page(query))
+    return paged_response(request, await resources(request).quality.spec_page(query))
+
+
+@describe(
+    Operation(
+        "Fetch the spec of a product's parameter", TAG, path=SpecPath, responses={200: SpecOut}, errors=(404,)
+    )
+)
+async def get_spec(request: Request) -> Response:
+    try:
+        where = SpecPath.model_validate(request.path_params)
+    except ValidationError as exc:
+        raise validation_failed(exc, "path") from None
+    return json_response(await resources(request).quality.spec_document(where.product_sku, where.parameter))
 
 
 @describe(
@@ -79,6 +107,7 @@ async def list_specs(request: Request) -> Response:
         body=MeasurementPost,
         responses={201: MeasurementCreated},
         errors=(404, 409, 413, 415, 503),
+        example={"parameter": "diameter_mm", "value": 10.012, "measured_at": "2026-03-01T06:30:00Z"},
     )
 )
 async def post_measurements(request: Request) -> Response:
@@ -105,7 +134,24 @@ async def post_measurements(request: Request) -> Response:
 async def list_measurements(request: Request) -> Response:
     charge_id = path_int(request, "id")
     query = read_query(request, MeasurementListQuery)
-    return json_response(await resources(request).quality.measurement_page(charge_id, query))
+    return paged_response(request, await resources(request).quality.measurement_page(charge_id, query))
+
+
+@describe(
+    Operation(
+        "Void a measurement: it stays listed, and counts in no summary, chart, limits or rule check",
+        TAG,
+        body=VoidBody,
+        responses={200: MeasurementOut},
+        errors=(404, 409, 413, 415),
+    )
+)
+async def void_measurement(request: Request) -> Response:
+    ctx = resources(request)
+    measurement_id = path_int(request, "id")
+    body = await read_json(request, VoidBody, ctx.settings.max_body_bytes)
+    measurement = await ctx.quality.void_measurement(measurement_id, body.reason)
+    return json_response(measurement_dict(measurement))
 
 
 @describe(
@@ -123,23 +169,25 @@ async def summary(request: Request) -> Response:
 
 @describe(
     Operation(
-        "Individuals control chart of a charge's parameter: zones, limits and rule violations",
+        "Trend of a product's parameter per hour, day or week: n, mean, std, min, max, out of spec, Cpk "
+        f"(at most {MAX_TREND_PERIODS} periods)",
         TAG,
-        query=ControlChartQuery,
-        responses={200: ControlChartOut},
-        errors=(404,),
+        query=TrendQuery,
+        responses={200: TrendOut},
     )
 )
-async def chart(request: Request) -> Response:
-    query = read_query(request, ControlChartQuery)
-    return json_response(await resources(request).quality.control_chart(query))
+async def trend(request: Request) -> Response:
+    query = read_query(request, TrendQuery)
+    return json_response(await resources(request).quality.trend(query))
 
 
 routes = [
-    Route("/quality/specs", list_specs, methods=["GET"]),
-    Route("/quality/specs/{product_sku}/{parameter}", put_spec, methods=["PUT"]),
-    Route("/quality/summary", summary, methods=["GET"]),
-    Route("/quality/control-chart", chart, methods=["GET"]),
-    Route("/charges/{id}/measurements", post_measurements, methods=["POST"]),
-    Route("/charges/{id}/measurements", list_measurements, methods=["GET"]),
+    Endpoint("/quality/specs", list_specs, "GET", Role.VIEWER),
+    Endpoint("/quality/specs/{product_sku}/{parameter}", put_spec, "PUT", Role.QUALITY_MANAGER),
+    Endpoint("/quality/specs/{product_sku}/{parameter}", get_spec, "GET", Role.VIEWER),
+    Endpoint("/quality/summary", summary, "GET", Role.VIEWER),
+    Endpoint("/quality/trend", trend, "GET", Role.VIEWER),
+    Endpoint("/charges/{id}/measurements", post_measurements, "POST", Role.OPERATOR, body=BodyLimit.BATCH),
+    Endpoint("/charges/{id}/measurements", list_measurements, "GET", Role.VIEWER),
+    Endpoint("/measurements/{id}/void", void_measurement, "POST", Role.QUALITY_MANAGER),
 ]

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
-    ConfigDict,
     Field,
     RootModel,
     StringConstraints,
     model_validator,
 )
 
-from erp_api.charges.schemas import ProductSku, StrictBody, Unit
+from erp_api.charges.schemas import ProductSku, Unit
+from erp_api.quality.series_stats import periods_covering
+from erp_api.quality.spc.rules import RULE_SETS, RuleName
+from erp_api.quality.spec_rules import unknown_rule_ids
+from erp_api.schemas import QueryModel, SchemaName, StrictBody, UtcDatetime
 
 MAX_PAGE_SIZE = 500
 MAX_MEASUREMENT_BATCH = 10_000
@@ -36,6 +38,17 @@ Parameter = Annotated[
         examples=["diameter_mm"],
     ),
 ]
+Characteristic = Annotated[
+    str,
+    StringConstraints(pattern=PARAMETER_PATTERN),
+    Field(
+        description=(
+            f"What an attribute inspection counts, matching {PARAMETER_PATTERN} (like a parameter), "
+            "e.g. scratches"
+        ),
+        examples=["scratches"],
+    ),
+]
 FiniteValue = Annotated[
     float,
     Field(
@@ -45,15 +58,21 @@ FiniteValue = Annotated[
         description=f"A finite JSON number with |value| <= {MAX_ABS_VALUE:.0e}; NaN and Infinity are refused",
     ),
 ]
-RuleSetName = Literal["nelson", "western_electric"]
+RuleSetName = Annotated[Literal["nelson", "western_electric"], SchemaName("RuleSet")]
+NamedRule = Annotated[RuleName, SchemaName("RuleName")]
+RuleId = Annotated[str, StringConstraints(max_length=8)]
+# A reason a person gives for a change: one line of printable text.
+Reason = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    Field(description="1 to 500 printable characters (no control characters or line breaks)"),
+]
 
 
 # Specifications ----------------------------------------------------------------------------------
 
 
-class SpecPath(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SpecPath(QueryModel):
     product_sku: ProductSku
     parameter: Parameter
 
@@ -65,6 +84,24 @@ class SpecBody(StrictBody):
     lsl: FiniteValue | None = Field(None, description="Lower specification limit")
     usl: FiniteValue | None = Field(None, description="Upper specification limit")
     target: FiniteValue | None = Field(None, description="Nominal value, within the limits")
+    rules: RuleSetName = Field("nelson", description="The run rules checked on every new measurement")
+    rule_ids: Annotated[list[RuleId], Field(min_length=1, max_length=12)] | None = Field(
+        None,
+        description="A subset of the rule set's ids (N1-N8 or WE1-WE4); omitted or null: the whole set",
+        examples=[["N1", "N2", "N5"]],
+    )
+    auto_hold: bool = Field(False, description="Quarantine a charge as soon as an alert opens for it")
+
+    @model_validator(mode="after")
+    def _known_rule_ids(self) -> SpecBody:
+        if self.rule_ids is not None:
+            unknown = unknown_rule_ids(self.rules, self.rule_ids)
+            if unknown:
+                raise ValueError(
+                    f"rule_ids {', '.join(unknown)} are not rules of the {self.rules} set "
+                    f"({', '.join(RULE_SETS[self.rules])})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _consistent_limits(self) -> SpecBody:
@@ -87,13 +124,14 @@ class SpecOut(BaseModel):
     lsl: float | None
     usl: float | None
     target: float | None
+    rules: RuleSetName
+    rule_ids: list[str] | None = Field(description="The subset of the rule set checked; null: all of it")
+    auto_hold: bool
     created_at: datetime
     updated_at: datetime
 
 
-class SpecListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SpecListQuery(QueryModel):
     product_sku: ProductSku | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 50
     cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
@@ -112,7 +150,7 @@ class SpecPage(BaseModel):
 class MeasurementIn(StrictBody):
     parameter: Parameter
     value: FiniteValue
-    measured_at: AwareDatetime | None = Field(None, description="With a time zone; defaults to now")
+    measured_at: UtcDatetime | None = Field(None, description="With a time zone; defaults to now")
 
 
 class MeasurementBatchIn(StrictBody):
@@ -124,12 +162,22 @@ class MeasurementPost(RootModel[MeasurementIn | MeasurementBatchIn]):
 
 
 class MeasurementOut(BaseModel):
+    """A voided measurement stays listed, and counts in no summary, chart, limits or rule check."""
+
     id: int
     charge_id: int
     parameter: str
     value: float
     measured_at: datetime
     created_at: datetime
+    voided: bool
+    void_reason: str | None
+    voided_at: datetime | None
+    voided_by: str | None
+
+
+class VoidBody(StrictBody):
+    reason: Reason
 
 
 class MeasurementBatchOut(BaseModel):
@@ -141,9 +189,7 @@ class MeasurementCreated(RootModel[MeasurementOut | MeasurementBatchOut]):
     """The stored measurement, or for a batch the number stored."""
 
 
-class MeasurementListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class MeasurementListQuery(QueryModel):
     parameter: Parameter | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 50
     cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
@@ -159,13 +205,11 @@ class MeasurementPage(BaseModel):
 # Summaries and charts ----------------------------------------------------------------------------
 
 
-class SummaryQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SummaryQuery(QueryModel):
     product_sku: ProductSku | None = None
     parameter: Parameter | None = None
-    from_: AwareDatetime | None = Field(None, alias="from", description="Measured at or after (inclusive)")
-    to: AwareDatetime | None = Field(None, description="Measured before (exclusive)")
+    from_: UtcDatetime | None = Field(None, alias="from", description="Measured at or after (inclusive)")
+    to: UtcDatetime | None = Field(None, description="Measured before (exclusive)")
 
     @model_validator(mode="after")
     def _ordered_range(self) -> SummaryQuery:
@@ -197,44 +241,196 @@ class SummaryOut(BaseModel):
     items: list[SummaryRow]
 
 
-class ControlChartQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+MAX_TREND_PERIODS = 1_000
+TrendPeriod = Annotated[Literal["hour", "day", "week"], SchemaName("TrendPeriod")]
 
-    charge_id: Annotated[int, Field(ge=1, lt=2**63)]
+
+class TrendQuery(QueryModel):
+    product_sku: ProductSku
     parameter: Parameter
+    period: TrendPeriod = Field(
+        "day", description="UTC hours, UTC days, or ISO weeks (from Monday 00:00 UTC)"
+    )
+    from_: UtcDatetime = Field(alias="from", description="Measured at or after; rounded down to its period")
+    to: UtcDatetime = Field(description="Measured before; rounded up to the end of its period")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> TrendQuery:
+        if self.from_ >= self.to:
+            raise ValueError("from must be before to")
+        first, end = periods_covering(self.from_, self.to, self.period)
+        if end - first > MAX_TREND_PERIODS:
+            raise ValueError(
+                f"the range spans {end - first} {self.period}s; at most {MAX_TREND_PERIODS}: "
+                "narrow it or choose a longer period"
+            )
+        return self
+
+
+class TrendPoint(BaseModel):
+    """One period with measurements; cpk from sigma = MR-bar / 1.128 within the period."""
+
+    start: datetime
+    n: int
+    mean: float
+    std: float | None = Field(description="Sample standard deviation (n - 1)")
+    min: float
+    max: float
+    out_of_spec: int
+    cpk: float | None
+
+
+class TrendOut(BaseModel):
+    """Whole periods covering [from, to); periods without measurements are left out."""
+
+    product_sku: str
+    parameter: str
+    period: TrendPeriod
+    from_: datetime = Field(alias="from", description="Start of the first period")
+    to: datetime = Field(description="End of the last period")
+    lsl: float | None
+    usl: float | None
+    items: list[TrendPoint]
+
+
+# Control charts ----------------------------------------------------------------------------------
+
+ChartKind = Annotated[
+    Literal["imr", "xbar_r", "xbar_s", "ewma", "cusum", "p", "np", "c", "u"], SchemaName("ChartKind")
+]
+# Charts of individual values (of one charge, or of a product), charts of subgroups, attribute charts.
+INDIVIDUAL_CHARTS = frozenset({"imr", "ewma", "cusum"})
+SUBGROUP_CHARTS = frozenset({"xbar_r", "xbar_s"})
+ATTRIBUTE_CHARTS = frozenset({"p", "np", "c", "u"})
+MAX_SUBGROUP_SIZE = 100
+MAX_RANGE_SUBGROUP_SIZE = 25  # the d2/d3 table of the X-bar/R chart
+MAX_SUBGROUP_VALUES = 250_000
+# Settings that apply to some charts only: giving one for another chart is a 422, not silently ignored.
+_CHART_SETTINGS = {
+    "subgroup_size": SUBGROUP_CHARTS,
+    "ewma_lambda": frozenset({"ewma"}),
+    "ewma_width": frozenset({"ewma"}),
+    "k": frozenset({"cusum"}),
+    "h": frozenset({"cusum"}),
+}
+
+
+class ControlChartQuery(QueryModel):
+    """A chart of one charge's series (``charge_id``) or of a product's (``product_sku``)."""
+
+    chart: ChartKind = Field(
+        "imr",
+        description=(
+            "imr, ewma, cusum: individual values of a charge or of a product; xbar_r, xbar_s: subgroups "
+            "of a product (one per charge, or subgroup_size consecutive values); p, np, c, u: a product's "
+            "attribute inspections of a characteristic"
+        ),
+    )
+    charge_id: Annotated[int, Field(ge=1, lt=2**63)] | None = None
+    product_sku: ProductSku | None = None
+    parameter: Parameter | None = None
+    characteristic: Characteristic | None = None
     rules: RuleSetName = "nelson"
-    limit: Annotated[int, Field(ge=2, le=MAX_CHART_POINTS, description="The latest this many points")] = 1000
-
-
-class ZoneBounds(BaseModel):
-    lower: float
-    upper: float
-
-
-class ChartLimits(BaseModel):
-    center: float | None
-    sigma: float | None
-    ucl: float | None
-    lcl: float | None
-    mr_bar: float | None
-    mr_ucl: float | None
-    zones: dict[Literal["C", "B", "A"], ZoneBounds] | None = Field(
-        description="C within 1 sigma of the centre, B within 2, A within 3"
+    limit: Annotated[
+        int, Field(ge=2, le=MAX_CHART_POINTS, description="The latest this many values, subgroups or samples")
+    ] = 1000
+    subgroup_size: Annotated[int, Field(ge=2, le=MAX_SUBGROUP_SIZE)] | None = Field(
+        None,
+        description=(
+            "X-bar charts: subgroups of this many consecutive values in measured order; omitted: one "
+            "subgroup per charge in production order (charges with fewer than 2 values left out)"
+        ),
+    )
+    ewma_lambda: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        0.2, alias="lambda", description="EWMA: the weight of the newest value, in (0, 1]"
+    )
+    ewma_width: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = Field(
+        3.0, alias="L", description="EWMA: the limits' width in sigmas of the EWMA"
+    )
+    k: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = Field(
+        0.5, description="CUSUM: the slack K = k sigma"
+    )
+    h: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = Field(
+        5.0, description="CUSUM: the decision interval H = h sigma"
     )
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ControlChartQuery:
+        if (self.charge_id is None) == (self.product_sku is None):
+            raise ValueError("give either charge_id or product_sku")
+        if self.charge_id is not None and self.chart not in INDIVIDUAL_CHARTS:
+            raise ValueError(f"chart={self.chart} charts a product: give product_sku instead of charge_id")
+        if self.chart in ATTRIBUTE_CHARTS:
+            if self.characteristic is None or self.parameter is not None:
+                raise ValueError(f"chart={self.chart} charts inspections: give characteristic, not parameter")
+        elif self.parameter is None or self.characteristic is not None:
+            raise ValueError(f"chart={self.chart} charts measurements: give parameter, not characteristic")
+        for name, charts in _CHART_SETTINGS.items():
+            if name in self.model_fields_set and self.chart not in charts:
+                alias = type(self).model_fields[name].alias or name
+                raise ValueError(f"{alias} applies to chart={' or '.join(sorted(charts))} only")
+        size = self.subgroup_size
+        if size is not None and self.chart == "xbar_r" and size > MAX_RANGE_SUBGROUP_SIZE:
+            raise ValueError(f"xbar_r takes subgroups of at most {MAX_RANGE_SUBGROUP_SIZE}: use xbar_s")
+        if size is not None and size * self.limit > MAX_SUBGROUP_VALUES:
+            raise ValueError(f"limit * subgroup_size must be at most {MAX_SUBGROUP_VALUES:,}")
+        return self
 
-class ChartPoint(BaseModel):
-    index: int
+
+# Control limits ----------------------------------------------------------------------------------
+
+MAX_BASELINE_CHARGES = 1_000
+
+
+class LimitsBody(StrictBody):
+    """Control limits set by hand: the process centre and sigma (UCL/LCL = center +/- 3 sigma)."""
+
+    center: FiniteValue
+    sigma: Annotated[float, Field(gt=0, allow_inf_nan=False, le=MAX_ABS_VALUE)]
+
+
+class LimitsComputeBody(StrictBody):
+    """The baseline: measured in [from, to), or the measurements of some charges; exactly one form."""
+
+    from_: UtcDatetime | None = Field(None, alias="from", description="Measured at or after (inclusive)")
+    to: UtcDatetime | None = Field(None, description="Measured before (exclusive)")
+    charge_ids: (
+        Annotated[
+            list[Annotated[int, Field(ge=1, lt=2**63)]], Field(min_length=1, max_length=MAX_BASELINE_CHARGES)
+        ]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> LimitsComputeBody:
+        by_time = self.from_ is not None or self.to is not None
+        if by_time == (self.charge_ids is not None):
+            raise ValueError('give either "from" and "to", or "charge_ids"')
+        if by_time and (self.from_ is None or self.to is None):
+            raise ValueError('give both "from" and "to"')
+        if self.from_ is not None and self.to is not None and self.from_ >= self.to:
+            raise ValueError("from must be before to")
+        return self
+
+
+class LimitsOut(BaseModel):
     id: int
-    value: float
-    measured_at: datetime
-    zone: Literal["C", "B", "A", "beyond"] | None
-    violations: list[str]
-
-
-class ControlChartOut(BaseModel):
-    charge_id: int
+    product_sku: str
     parameter: str
-    rules: RuleSetName
-    limits: ChartLimits
-    points: list[ChartPoint]
+    center: float
+    sigma: float
+    ucl: float
+    lcl: float
+    source: Literal["manual", "computed"]
+    basis: dict[str, Any] | None = Field(
+        description='computed: {"from", "to", "n"} or {"charge_ids", "n"}; manual: null'
+    )
+    created_by: str
+    created_at: datetime
+
+
+class LimitsHistory(BaseModel):
+    current: LimitsOut | None = Field(
+        description="The limits the chart, analyses and rules use; null if none"
+    )
+    history: list[LimitsOut] = Field(description="Newest first, the current limits included (at most 100)")

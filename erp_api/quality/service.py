@@ -16,17 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cache import CacheManager
 from erp_api.audit import trail as audit
-from erp_api.charges import cache_tags as charge_tags
+from erp_api.charges.repository import ChargeRepository
 from erp_api.db import utcnow
 from erp_api.errors import ApiError, Conflict, NotFound
-from erp_api.pagination import decode_cursor, encode_cursor
+from erp_api.pagination import decode_cursor, page_of, rows_to_fetch
 from erp_api.quality import cache_tags as quality_tags
-from erp_api.quality.charts import control_chart, parameter_analysis
+from erp_api.quality.charge_state import charge_state
+from erp_api.quality.chart_service import ControlChartService
+from erp_api.quality.charts import LimitsSource, parameter_analysis
 from erp_api.quality.documents import measurement_dict, spec_dict
 from erp_api.quality.ingest import MeasurementIngestor
-from erp_api.quality.models import QualitySpec
+from erp_api.quality.models import Measurement, QualitySpec
 from erp_api.quality.records import NewMeasurement, StoredMeasurement
-from erp_api.quality.repository import MeasurementRepository, SpecRepository
+from erp_api.quality.repository import ControlLimitsRepository, MeasurementRepository, SpecRepository
+from erp_api.quality.rollups import SeriesRollups
 from erp_api.quality.schemas import (
     ControlChartQuery,
     MeasurementBatchIn,
@@ -35,12 +38,17 @@ from erp_api.quality.schemas import (
     SpecBody,
     SpecListQuery,
     SummaryQuery,
+    TrendQuery,
 )
+from erp_api.quality.series_stats import hour_of
 from erp_api.quality.spc.capability import capability_indices
 from erp_api.quality.spc.chart import D2
 from erp_api.quality.spc.series import Baseline, RuleSet
+from erp_api.quality.spec_rules import stored_rule_ids
 from erp_api.quality.summary_query import SeriesAggregate, summarize
+from erp_api.quality.trend import trend as quality_trend
 from erp_api.quality.writer import MeasurementWriter, charge_refusal
+from erp_api.security.principal import current_principal
 
 NAMESPACE = "quality"
 # An analysis reads at most this many of the latest points per parameter (indices stay absolute).
@@ -58,11 +66,14 @@ class QualityService:
         sessions: async_sessionmaker[AsyncSession],
         cache: CacheManager,
         ingestor: MeasurementIngestor | None = None,
+        writer: MeasurementWriter | None = None,
     ) -> None:
         self._sessions = sessions
         self._cache = cache
         self._ingestor = ingestor
-        self._writer = MeasurementWriter(sessions, cache)
+        # The web app passes the writer that wakes its rule checker (erp_api.resources).
+        self._writer = writer or MeasurementWriter(sessions, cache)
+        self._charts = ControlChartService(sessions, cache)
 
     # Specifications ----------------------------------------------------------------------------
 
@@ -88,9 +99,14 @@ class QualityService:
             now = utcnow()
             created = spec is None
             before = None if spec is None else _audited_spec(spec)
+            limits_before = None if spec is None else (spec.lsl, spec.usl)
             if spec is None:
                 spec = QualitySpec(product_sku=product_sku, parameter=parameter, created_at=now)
+            elif spec.unit != body.unit:
+                await _refuse_unit_change(session, spec, body.unit)
             spec.unit, spec.lsl, spec.usl, spec.target = body.unit, body.lsl, body.usl, body.target
+            spec.rules, spec.rule_ids = body.rules, stored_rule_ids(body.rules, body.rule_ids)
+            spec.auto_hold = body.auto_hold
             spec.updated_at = now
             if created:
                 await repository.add(spec)
@@ -102,23 +118,45 @@ class QualityService:
                 before=before,
                 after=_audited_spec(spec),
             )
+            if (spec.lsl, spec.usl) != limits_before:
+                # Out-of-spec counts in the rollups follow the limits; the recount reads the flushed spec.
+                await session.flush()
+                await SeriesRollups(session).limits_changed(product_sku, parameter)
         return spec, created
 
     async def spec_page(self, query: SpecListQuery) -> bytes:
-        after = decode_cursor(query.cursor) if query.cursor else None
+        after = decode_cursor(query.cursor)
 
         async def load() -> bytes:
             async with self._sessions() as session:
                 rows = await SpecRepository(session).page(
-                    product_sku=query.product_sku, after=after, limit=query.limit + 1
+                    product_sku=query.product_sku, after=after, limit=rows_to_fetch(query.limit)
                 )
-            return _page([spec_dict(spec) for spec in rows], rows, query.limit, "created_at")
+            page = page_of(rows, query.limit, key=lambda spec: (spec.created_at, spec.id))
+            return orjson.dumps(page.document(spec_dict))
 
         return await self._cache.get_or_load(
             NAMESPACE,
             key=("specs", *sorted(query.model_dump(mode="json").items())),
             loader=load,
             tags=quality_tags.spec_list_tags(query.product_sku),
+        )
+
+    async def spec_document(self, product_sku: str, parameter: str) -> bytes:
+        """One spec as JSON, cached until the product's specs change; NotFound if there is none."""
+
+        async def load() -> bytes:
+            async with self._sessions() as session:
+                spec = await SpecRepository(session).get(product_sku, parameter)
+            if spec is None:
+                raise NotFound(f"{product_sku} has no spec for {parameter!r}")
+            return orjson.dumps(spec_dict(spec))
+
+        return await self._cache.get_or_load(
+            NAMESPACE,
+            key=("spec", product_sku, parameter),
+            loader=load,
+            tags=quality_tags.spec_list_tags(product_sku),
         )
 
     # Measurements ------------------------------------------------------------------------------
@@ -143,16 +181,63 @@ class QualityService:
         items = [(item.parameter, item.value, item.measured_at or now) for item in data.items]
         return await self._writer.write_batch(charge_id, items)
 
+    async def void_measurement(self, measurement_id: int, reason: str) -> Measurement:
+        """Void a measurement: it stays stored and listed, and counts in nothing from now on.
+
+        404 if it does not exist, 409 if it is voided already; audited with the reason.
+        """
+        async with self._sessions.begin() as session:
+            measurement = await MeasurementRepository(session).get(measurement_id, for_update=True)
+            if measurement is None:
+                raise NotFound(f"measurement {measurement_id} does not exist")
+            if measurement.voided_at is not None:
+                raise Conflict(
+                    f"measurement {measurement_id} is already voided",
+                    extra={"voided_at": measurement.voided_at, "voided_by": measurement.voided_by},
+                )
+            measurement.voided_at = utcnow()
+            measurement.void_reason = reason
+            measurement.voided_by = current_principal().name[:100]
+            await audit.record(
+                session,
+                entity="measurement",
+                entity_id=measurement_id,
+                action="void",
+                before={"voided": False},
+                after={
+                    "voided": True,
+                    "reason": reason,
+                    "charge_id": measurement.charge_id,
+                    "parameter": measurement.parameter,
+                    "value": measurement.value,
+                },
+            )
+            await session.flush()
+            await SeriesRollups(session).removed(
+                [(measurement.product_sku, measurement.parameter, hour_of(measurement.measured_at))]
+            )
+        await self._cache.invalidate_tags(
+            quality_tags.tags_for_measurements({(measurement.charge_id, measurement.product_sku)})
+        )
+        return measurement
+
+    async def measured_parameters(self, charge_id: int) -> list[str]:
+        """The parameters a charge has non-voided measurements of, sorted; NotFound if no such charge."""
+        await self._charge_state(charge_id)
+        async with self._sessions() as session:
+            return await MeasurementRepository(session).parameters(charge_id)
+
     async def measurement_page(self, charge_id: int, query: MeasurementListQuery) -> bytes:
         await self._charge_state(charge_id)
-        after = decode_cursor(query.cursor) if query.cursor else None
+        after = decode_cursor(query.cursor)
 
         async def load() -> bytes:
             async with self._sessions() as session:
                 rows = await MeasurementRepository(session).page(
-                    charge_id, parameter=query.parameter, after=after, limit=query.limit + 1
+                    charge_id, parameter=query.parameter, after=after, limit=rows_to_fetch(query.limit)
                 )
-            return _page([measurement_dict(row) for row in rows], rows, query.limit, "measured_at")
+            page = page_of(rows, query.limit, key=lambda row: (row.measured_at, row.id))
+            return orjson.dumps(page.document(measurement_dict))
 
         return await self._cache.get_or_load(
             NAMESPACE,
@@ -184,22 +269,24 @@ class QualityService:
             tags=quality_tags.summary_tags(query.product_sku),
         )
 
-    async def control_chart(self, query: ControlChartQuery) -> bytes:
-        await self._charge_state(query.charge_id)
+    async def trend(self, query: TrendQuery) -> bytes:
+        """Figures of one series per hour, day or week over a bounded range, cached."""
 
         async def load() -> bytes:
             async with self._sessions() as session:
-                points, _total = await MeasurementRepository(session).latest_series(
-                    query.charge_id, query.parameter, query.limit
-                )
-            return orjson.dumps(control_chart(query.charge_id, query.parameter, points, rules=query.rules))
+                return orjson.dumps(await quality_trend(session, query))
 
         return await self._cache.get_or_load(
             NAMESPACE,
-            key=("chart", *sorted(query.model_dump(mode="json").items())),
+            key=("trend", *sorted(query.model_dump(mode="json").items())),
             loader=load,
-            tags=quality_tags.charge_series_tags(query.charge_id),
+            tags=quality_tags.summary_tags(query.product_sku),
         )
+
+    async def control_chart(self, query: ControlChartQuery) -> bytes:
+        """The control chart as JSON (``erp_api.quality.chart_service``): for a charge, its latest
+        non-voided points against the series' stored control limits, if it has any."""
+        return await self._charts.document(query)
 
     async def analyze_charge(
         self,
@@ -209,27 +296,39 @@ class QualityService:
     ) -> dict[str, Any]:
         """SPC of every parameter measured on a charge: limits, capability and rule violations.
 
-        ``baseline`` gives known centre and sigma per parameter (others use their own data). A
-        violation's ``index`` is the 0-based position of the point in the parameter's series ordered
-        by (measured_at, id); ``anomaly_count`` is the number of violations over all parameters.
+        Voided measurements count nowhere. Each parameter's centre and sigma come from ``baseline``
+        when it names the parameter (``limits_source: "baseline"``), else from the series' stored
+        control limits (``"stored"``, with their ``limits_id``), else from the charge's own data
+        (``"computed"``). A violation's ``index`` is the 0-based position of the point in the
+        parameter's non-voided series ordered by (measured_at, id); ``anomaly_count`` is the number of
+        violations over all parameters.
         """
         async with self._sessions() as session:
             repository = MeasurementRepository(session)
-            state = (await repository.charge_states([charge_id])).get(charge_id)
+            state = (await ChargeRepository(session).states([charge_id])).get(charge_id)
             if state is None:
                 raise NotFound(f"charge {charge_id} does not exist")
             limits = await SpecRepository(session).limits(state[0])
+            stored = await ControlLimitsRepository(session).current_of_product(state[0])
             parameters = []
             for parameter in await repository.parameters(charge_id):
                 points, total = await repository.latest_series(charge_id, parameter, MAX_ANALYSIS_POINTS)
+                known = (baseline or {}).get(parameter)
+                current = stored.get(parameter)
+                limits_id = None
+                source: LimitsSource = "baseline" if known is not None else "computed"
+                if known is None and current is not None:
+                    known, limits_id, source = Baseline(current.center, current.sigma), current.id, "stored"
                 parameters.append(
                     parameter_analysis(
                         parameter,
                         points,
                         offset=total - len(points),
                         rules=rules,
-                        baseline=(baseline or {}).get(parameter),
+                        baseline=known,
                         limits=limits.get(parameter, (None, None)),
+                        limits_source=source,
+                        limits_id=limits_id,
                     )
                 )
         return {
@@ -244,18 +343,7 @@ class QualityService:
 
     async def _charge_state(self, charge_id: int) -> tuple[str, str]:
         """(product_sku, status) of a charge, cached under the charge's own tag; NotFound if none."""
-
-        async def load() -> list[str]:
-            async with self._sessions() as session:
-                state = (await MeasurementRepository(session).charge_states([charge_id])).get(charge_id)
-            if state is None:
-                raise NotFound(f"charge {charge_id} does not exist")
-            return list(state)
-
-        product_sku, status = await self._cache.get_or_load(
-            NAMESPACE, key=("charge-state", charge_id), loader=load, tags=[charge_tags.charge_tag(charge_id)]
-        )
-        return product_sku, status
+        return await charge_state(self._sessions, self._cache, charge_id)
 
     async def _writable_charge(self, charge_id: int) -> str:
         """The product of a charge that takes measurements; 404 or 409 otherwise (checked again on write)."""
@@ -264,13 +352,6 @@ class QualityService:
         if refusal is not None:
             raise refusal
         return state[0]
-
-
-def _page(items: list[dict[str, Any]], rows: list[Any], limit: int, at: str) -> bytes:
-    has_more = len(rows) > limit
-    items = items[:limit]
-    next_cursor = encode_cursor(getattr(rows[limit - 1], at), rows[limit - 1].id) if has_more else None
-    return orjson.dumps({"items": items, "next_cursor": next_cursor})
 
 
 def _summary_row(aggregate: SeriesAggregate) -> dict[str, Any]:
@@ -297,4 +378,23 @@ def _summary_row(aggregate: SeriesAggregate) -> dict[str, Any]:
 
 
 def _audited_spec(spec: QualitySpec) -> dict[str, Any]:
-    return {"unit": spec.unit, "lsl": spec.lsl, "usl": spec.usl, "target": spec.target}
+    return {
+        "unit": spec.unit,
+        "lsl": spec.lsl,
+        "usl": spec.usl,
+        "target": spec.target,
+        "rules": spec.rules,
+        "rule_ids": spec.rule_ids,
+        "auto_hold": spec.auto_hold,
+    }
+
+
+async def _refuse_unit_change(session: AsyncSession, spec: QualitySpec, unit: str) -> None:
+    """A new unit would re-label every stored value of the series: refused once it has any."""
+    count = await MeasurementRepository(session).count_series(spec.product_sku, spec.parameter)
+    if count:
+        raise Conflict(
+            f"{spec.product_sku}/{spec.parameter} has {count} measurement(s) in {spec.unit}; changing the "
+            f"unit to {unit} would re-label them. Create a new parameter for values in {unit} instead",
+            extra={"measurements": count, "unit": spec.unit},
+        )

@@ -1,40 +1,39 @@
 """Request body limits enforced below every route: by ``Content-Length`` before routing, and by
 counting the chunks of a body sent without one.
 
-Routes read their bodies with ``http.read_json``, which enforces the same limits; this layer makes
-sure no route, present or future, can be flooded whatever it does with its body.
+Each route declares its limit class (``Access.body``): ``DEFAULT`` takes up to ``ERP_MAX_BODY_BYTES``,
+``BATCH`` up to ``ERP_MAX_BATCH_BODY_BYTES``. Routes read their bodies with ``http.read_json``, which
+enforces the same limits; this layer makes sure no route, present or future, can be flooded whatever
+it does with its body.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Final
 
 from starlette.types import Message, Receive, Scope
 
-from erp_api.security.problems import BodyTooLarge
-from erp_api.security.roles import API, RouteKey
-
-BATCH_ROUTES: Final[frozenset[RouteKey]] = frozenset(
-    {
-        ("POST", f"{API}/charges/batch"),
-        ("POST", f"{API}/charges/lookup"),
-        ("POST", f"{API}/charges/{{id}}/measurements"),
-    }
-)
-"""Routes that take up to ``ERP_MAX_BATCH_BODY_BYTES``; every other route ``ERP_MAX_BODY_BYTES``."""
+from erp_api.errors import BodyTooLarge
 
 INVALID: Final = -1
 
 
-class BodyLimits:
-    def __init__(self, default_bytes: int, batch_bytes: int) -> None:
-        self.default_bytes = default_bytes
-        self.batch_bytes = batch_bytes
+class BodyLimit(Enum):
+    """The body size class a route declares."""
 
-    def for_route(self, method: str, template: str | None) -> int:
-        if template is not None and (method, template) in BATCH_ROUTES:
-            return self.batch_bytes
-        return self.default_bytes
+    DEFAULT = "default"
+    BATCH = "batch"
+
+
+class BodyLimits:
+    """The size in bytes of each body limit class."""
+
+    def __init__(self, default_bytes: int, batch_bytes: int) -> None:
+        self._bytes = {BodyLimit.DEFAULT: default_bytes, BodyLimit.BATCH: batch_bytes}
+
+    def in_bytes(self, limit: BodyLimit) -> int:
+        return self._bytes[limit]
 
 
 def declared_length(scope: Scope) -> int | None:

@@ -1,4 +1,4 @@
-"""``/api/v1/keys``: list, create and revoke API keys over HTTP (admins only, see ``roles.py``).
+"""``/api/v1/keys``: list, create and revoke API keys over HTTP (admins only, as the routes below declare).
 
 A revocation takes effect at once in the worker that served it and within
 ``ERP_AUTH_CACHE_TTL_SECONDS`` in every other.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from erp_api.http import json_response, path_int, read_json, read_query
 from erp_api.openapi import Operation, describe
 from erp_api.resources import resources, web_security
+from erp_api.security.access import Endpoint
 from erp_api.security.key_store import key_dict
+from erp_api.security.roles import Role
 from erp_api.security.schemas import KeyCreate, KeyCreated, KeyList, KeyListQuery
 
 TAG = "keys"
@@ -50,7 +51,7 @@ async def revoke_key(request: Request) -> Response:
 
 
 routes = [
-    Route("/keys", list_keys, methods=["GET"]),
-    Route("/keys", create_key, methods=["POST"]),
-    Route("/keys/{id}", revoke_key, methods=["DELETE"]),
+    Endpoint("/keys", list_keys, "GET", Role.ADMIN),
+    Endpoint("/keys", create_key, "POST", Role.ADMIN),
+    Endpoint("/keys/{id}", revoke_key, "DELETE", Role.ADMIN),
 ]

@@ -2,12 +2,25 @@
 
 ``authenticate`` answers from a bounded in-memory map (key digest -> principal, or "no such key")
 for ``ERP_AUTH_CACHE_TTL_SECONDS``; on a miss it reads the active keys with the presented key's
-prefix and compares digests in constant time. A revoked key therefore stops working within that TTL
-in every worker, and at once in the worker that revoked it (``forget``).
+prefix and compares digests in constant time. Two rules keep the database out of the hot path:
+
+- **One query per key and process.** Concurrent misses for one key share a single lookup
+  (``SingleFlight``), so the requests that find a key's entry expired together cost one query.
+- **Refresh ahead.** A hit in the last ``REFRESH_SHARE`` of a valid key's TTL starts one background
+  lookup for it (if none is running) and is answered from the cache meanwhile; while the key keeps
+  being used, its entry is renewed before it expires and no request waits for the database.
+
+Revocation still reaches every worker within the TTL: an entry is served for at most the TTL after
+the lookup that produced it *started*, a refresh that finds the key revoked stores "no such key",
+and a refresh that fails leaves the entry to expire when it would have. In the worker that revoked
+the key it stops at once (``forget``): the entry goes, and lookups already in flight (which may
+have read the key before the revocation) neither store their answer nor serve later requests.
+Background lookups are tracked and cancelled by ``close``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -17,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cache.singleflight import SingleFlight
 from erp_api.audit import trail as audit
 from erp_api.db import utcnow
 from erp_api.errors import Conflict, NotFound
@@ -27,6 +41,8 @@ from erp_api.security.roles import Role
 from erp_api.security.ttl_cache import TTLCache
 
 AUDIT_ENTITY = "api_key"
+REFRESH_SHARE = 0.2
+"""A hit in this last share of an entry's TTL refreshes it in the background."""
 
 
 class Ensured(StrEnum):
@@ -59,18 +75,43 @@ class KeyStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
-        self._cache: TTLCache[str, Principal | None] = TTLCache(cache_ttl_seconds, cache_max_entries, clock)
+        self._clock = clock
+        self._cache: TTLCache[str, Principal | None] = TTLCache(
+            cache_ttl_seconds, cache_max_entries, clock, refresh_share=REFRESH_SHARE
+        )
+        # Keyed by (generation, digest): ``forget`` starts a new generation, so no later request
+        # joins a lookup that may have read a key before it was revoked.
+        self._loads: SingleFlight[tuple[int, str], Principal | None] = SingleFlight()
+        self._generation = 0
+        self._tasks: set[asyncio.Task[Principal | None]] = set()
 
     async def authenticate(self, key: str) -> Principal | None:
         """The principal of an active key, or None; cached (unknown keys too) for the TTL."""
         if not is_plausible_key(key):
             return None
         digest = key_digest(key)
-        hit, principal = self._cache.get(digest)
+        hit, principal, due = self._cache.get(digest)
         if hit:
+            if due and principal is not None:
+                self._load(key, digest)
             return principal
-        principal = await self._lookup(key_prefix(key), digest)
-        self._cache.put(digest, principal)
+        return await asyncio.shield(self._load(key, digest))
+
+    def _load(self, key: str, digest: str) -> asyncio.Task[Principal | None]:
+        """The running lookup of ``digest`` in this generation, or a new one."""
+        flight = (self._generation, digest)
+        task = self._loads.running(flight)
+        if task is None:
+            task = self._loads.start(flight, self._lookup_and_store(flight, key_prefix(key), digest))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _lookup_and_store(self, flight: tuple[int, str], prefix: str, digest: str) -> Principal | None:
+        started = self._clock()
+        principal = await self._lookup(prefix, digest)
+        if flight[0] == self._generation:
+            self._cache.put(digest, principal, read_at=started)
         return principal
 
     async def _lookup(self, prefix: str, digest: str) -> Principal | None:
@@ -88,7 +129,15 @@ class KeyStore:
 
     def forget(self, key_id: int) -> None:
         """Stop serving ``key_id`` from this process's cache (after revoking it)."""
+        self._generation += 1
         self._cache.discard_if(lambda principal: principal is not None and principal.key_id == key_id)
+
+    async def close(self) -> None:
+        """Cancel the lookups still running (background refreshes, or misses nobody waits for)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def create(self, *, role: Role, name: str, key: str | None = None) -> tuple[ApiKey, str]:
         """Store a new key (a random one unless ``key`` is given); returns the row and the key."""

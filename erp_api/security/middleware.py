@@ -1,8 +1,11 @@
 """One pure ASGI middleware for the per-request security work, in this order:
 
-1. find the route template the router will pick, hence the role it requires and its body limit;
+1. find the route the router will pick (``routing.RouteIndex``), hence the role it requires and its
+   body limit, both declared on the route (``access.py``), and leave the way to it for the router
+   (``routing.PrematchedRouter``);
 2. refuse a malformed (400) or too large (413) ``Content-Length`` before anything else is done;
-3. authenticate ``Authorization: Bearer <key>`` (public routes skip this);
+3. authenticate ``Authorization: Bearer <key>`` (public routes skip this), or, on a route that
+   declares ``ticket_auth``, a single-use ``?ticket=`` instead (``erp_api.events.tickets``);
 4. count the request against the caller's rate limit: per key, or per client address for callers
    without one (429 with ``Retry-After``); probes and metrics are not limited;
 5. answer 401 for missing or bad credentials, 403 for a role below the route's requirement;
@@ -10,22 +13,31 @@
    headers to the response (and an ``Allow`` naming every method of the path to a 405).
 
 It sits inside CORS (so preflights need no key) and outside the router (so nothing reaches a
-route unchecked). Its services come from ``app.state.resources.security``, built by the lifespan.
+route unchecked), and inside ``ResponseHeadersMiddleware``, which sends the ``RateLimit-*`` headers. Its services come from ``app.state.resources.security``, built by the lifespan.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from erp_api.errors import MalformedRequest, PayloadTooLarge
+from erp_api.errors import (
+    Forbidden,
+    MalformedRequest,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    send_error,
+)
+from erp_api.response_headers import response_headers
+from erp_api.routing import PREMATCHED, RouteIndex
+from erp_api.security.access import Access, access_of
 from erp_api.security.body_limit import INVALID, BodyLimits, counting_receive, declared_length
 from erp_api.security.principal import AUTH_DISABLED, Principal, bind_principal, reset_principal
-from erp_api.security.problems import Forbidden, TooManyRequests, Unauthorized, send_problem
 from erp_api.security.ratelimit import Decision
-from erp_api.security.roles import PUBLIC, Requirement, Role, access_policy, requirement
-from erp_api.security.route_match import RouteTable
+from erp_api.security.roles import PUBLIC, Role
 from erp_api.settings import Settings
 
 if TYPE_CHECKING:
@@ -33,6 +45,9 @@ if TYPE_CHECKING:
 
 UNLIMITED_PATHS: Final = frozenset({"/health", "/health/ready", "/metrics"})
 """Probes and scrapes: cheap, and a load balancer must never be told to slow down."""
+
+UNROUTED: Final = Access(Role.VIEWER)
+"""A request no route serves still needs a key: a stranger learns nothing, a caller gets 404/405."""
 
 _CHALLENGE: Final = 'Bearer realm="erp-api"'
 
@@ -42,9 +57,7 @@ class SecurityMiddleware:
 
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
-        # Compiled from the app's routes on the first request, once every route has been added.
-        self._table: RouteTable | None = None
-        self._policy = access_policy(metrics_public=settings.metrics_public)
+        self._index: RouteIndex | None = None
         self._limits = BodyLimits(settings.max_body_bytes, settings.max_batch_body_bytes)
         self._auth = settings.auth_enabled
         self._rate_limit = settings.rate_limit_enabled
@@ -65,42 +78,41 @@ class SecurityMiddleware:
         if root_path and path.startswith(root_path):
             path = path[len(root_path) :]
         method: str = scope["method"]
-        if self._table is None:
-            self._table = RouteTable(scope["app"].routes)
-        template = self._table.match(method, path)
-        # A path no route serves still needs a key: a stranger learns nothing, a caller gets 404/405.
-        needed: Requirement = Role.VIEWER if template is None else requirement(self._policy, method, template)
+        route = (found := self._route_index(scope).find(scope, path)).route
+        access = UNROUTED if route is None else access_of(route)
+        needed = access.role
 
-        limit = self._limits.for_route(method, template)
+        limit = self._limits.in_bytes(access.body)
         declared = declared_length(scope)
         if declared == INVALID:
-            await send_problem(
+            await send_error(
                 MalformedRequest("Content-Length must be one non-negative integer"), scope, receive, send
             )
             return
         if declared is not None and declared > limit:
             message = f"the body is {declared} bytes; at most {limit} are accepted"
-            await send_problem(PayloadTooLarge(message), scope, receive, send)
+            await send_error(PayloadTooLarge(message), scope, receive, send)
             return
 
         principal: Principal | None = None
         rejection: Unauthorized | None = None
+        services = _services(scope)  # once: each look-up goes through Starlette's State.__getattr__
         if not self._auth:
             principal = AUTH_DISABLED
         elif needed != PUBLIC:
-            principal, rejection = await self._authenticate(scope)
+            principal, rejection = await self._authenticate(scope, services, ticket_auth=access.ticket_auth)
 
         extra_headers: list[tuple[bytes, bytes]] = []
         if self._rate_limit and path not in UNLIMITED_PATHS:
-            decision = await self._count(scope, principal)
+            decision = await self._count(scope, services, principal)
             extra_headers = decision.headers()
             if not decision.allowed:
                 detail = f"more than {decision.limit} requests in the window; retry later"
-                await send_problem(TooManyRequests(detail), scope, receive, send, extra_headers)
+                await send_error(TooManyRequests(detail), scope, receive, send, extra_headers)
                 return
 
         if rejection is not None:
-            await send_problem(rejection, scope, receive, send, extra_headers)
+            await send_error(rejection, scope, receive, send, extra_headers)
             return
         if needed != PUBLIC and principal is not None and not principal.role.includes(needed):
             forbidden = Forbidden(
@@ -108,25 +120,42 @@ class SecurityMiddleware:
                 extra={"required_role": needed.value},
                 headers={"WWW-Authenticate": f'{_CHALLENGE}, error="insufficient_scope"'},
             )
-            await send_problem(forbidden, scope, receive, send, extra_headers)
+            await send_error(forbidden, scope, receive, send, extra_headers)
             return
 
         if declared is None and method not in ("GET", "HEAD"):
             receive = counting_receive(receive, limit)
-        if template is None and (allowed := self._table.allowed_methods(path)):
-            # The router answers 405, but its Allow names only the methods of the first route that
-            # matched the path (each method is a route of its own): name them all.
-            send = _with_allow(send, ", ".join(sorted(allowed)).encode())
-        if extra_headers:
-            send = _with_headers(send, extra_headers)
+        if route is None:
+            # A 404 or a 405. The router's 405 names only the methods of the first route that matched
+            # the path in its Allow (each method is a route of its own): name them all.
+            request = {"type": "http", "method": method, "path": scope["path"], "root_path": root_path}
+            send = _with_allow(send, self._route_index(scope), request)
+        response_headers(scope).added.extend(extra_headers)
+        scope[PREMATCHED] = found  # the router goes there without matching again
         token = bind_principal(principal)
         try:
             await self.app(scope, receive, send)
         finally:
             reset_principal(token)
 
-    async def _authenticate(self, scope: Scope) -> tuple[Principal | None, Unauthorized | None]:
+    def _route_index(self, scope: Scope) -> RouteIndex:
+        # Built on the first request, once every route has been added.
+        if self._index is None:
+            self._index = RouteIndex(scope["app"].routes)
+        return self._index
+
+    async def _authenticate(
+        self, scope: Scope, services: SecurityServices, *, ticket_auth: bool = False
+    ) -> tuple[Principal | None, Unauthorized | None]:
         values = [value for name, value in scope["headers"] if name == b"authorization"]
+        if not values and ticket_auth and (ticket := _ticket(scope)) is not None:
+            principal = await scope["app"].state.resources.event_tickets.redeem(ticket)
+            if principal is None:
+                return None, Unauthorized(
+                    "the ticket is not valid (unknown, used or expired); get a new one",
+                    headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
+                )
+            return principal, None
         if not values:
             return None, Unauthorized(
                 "send an API key as Authorization: Bearer <key>", headers={"WWW-Authenticate": _CHALLENGE}
@@ -134,7 +163,7 @@ class SecurityMiddleware:
         scheme, _, key = values[0].decode("latin-1").partition(" ")
         principal = None
         if len(values) == 1 and scheme.lower() == "bearer":
-            principal = await _services(scope).keys.authenticate(key.strip())
+            principal = await services.keys.authenticate(key.strip())
         if principal is None:
             return None, Unauthorized(
                 "the API key is not valid (unknown, revoked, or not a Bearer key)",
@@ -142,7 +171,7 @@ class SecurityMiddleware:
             )
         return principal, None
 
-    async def _count(self, scope: Scope, principal: Principal | None) -> Decision:
+    async def _count(self, scope: Scope, services: SecurityServices, principal: Principal | None) -> Decision:
         if principal is not None and principal.key_id is not None:
             bucket, quota = f"key:{principal.key_id}", self._quotas[principal.role]
         else:
@@ -150,7 +179,17 @@ class SecurityMiddleware:
             address = client[0] if client else "unknown"
             quota = self._quotas[principal.role] if principal is not None else self._anonymous_quota
             bucket = f"addr:{address}"
-        return await _services(scope).limiter.hit(bucket, quota)
+        return await services.limiter.hit(bucket, quota)
+
+
+def _ticket(scope: Scope) -> str | None:
+    """The ``ticket`` query parameter, if there is exactly one."""
+    values = [
+        value
+        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        if name == "ticket"
+    ]
+    return values[0] if len(values) == 1 else None
 
 
 def _services(scope: Scope) -> SecurityServices:
@@ -158,22 +197,14 @@ def _services(scope: Scope) -> SecurityServices:
     return services
 
 
-def _with_allow(send: Send, allow: bytes) -> Send:
+def _with_allow(send: Send, index: RouteIndex, request: Scope) -> Send:
     async def send_with_allow(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 405:
+        is_405 = message["type"] == "http.response.start" and message["status"] == 405
+        if is_405 and (allowed := index.allowed_methods(request)):
             headers = [
                 (name, value) for name, value in message.get("headers", ()) if name.lower() != b"allow"
             ]
-            message["headers"] = [*headers, (b"allow", allow)]
+            message["headers"] = [*headers, (b"allow", ", ".join(sorted(allowed)).encode())]
         await send(message)
 
     return send_with_allow
-
-
-def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
-    async def send_with_headers(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *headers]
-        await send(message)
-
-    return send_with_headers

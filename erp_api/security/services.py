@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from erp_api.security.key_store import Ensured, KeyStore
+from erp_api.security.rate_lease import LeasedLimiter
 from erp_api.security.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter, redis_client
 from erp_api.security.roles import Role
 from erp_api.settings import Settings
@@ -25,6 +26,8 @@ class SecurityServices:
     redis: Redis | None = None
 
     async def close(self) -> None:
+        await self.keys.close()
+        await self.limiter.close()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -43,15 +46,19 @@ def build_security(settings: Settings, sessions: async_sessionmaker[AsyncSession
     )
     memory = MemoryLimiter(settings.rate_limit_window_seconds, settings.rate_limit_max_buckets)
     client = None
-    redis_limiter = None
+    shared = None
     if settings.rate_limit_enabled and uses_redis_rate_limits(settings):
         client = redis_client(
             settings.redis_url,
             timeout_seconds=settings.redis_timeout_seconds,
             max_connections=settings.redis_pool_size,
         )
-        redis_limiter = RedisLimiter(client, settings.rate_limit_window_seconds, settings.rate_limit_prefix)
-    limiter = RateLimiter(memory, redis_limiter, timeout_seconds=settings.redis_timeout_seconds)
+        shared = LeasedLimiter(
+            RedisLimiter(client, settings.rate_limit_window_seconds, settings.rate_limit_prefix),
+            max_lease_tokens=settings.rate_limit_lease_tokens,
+            max_buckets=settings.rate_limit_max_buckets,
+        )
+    limiter = RateLimiter(memory, shared, timeout_seconds=settings.redis_timeout_seconds)
     return SecurityServices(keys, limiter, client)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from tests.charges.helpers import create
+from erp_api.http import API_PREFIX
+from tests.charges.helpers import create_in
 from tests.quality.helpers import measurements_url, post_series, put_spec
 
 
@@ -22,7 +23,7 @@ def series(points: int) -> list[float]:
 
 async def measured_charge(client: httpx.AsyncClient, serial: int = 1, points: int = 200) -> int:
     """A charge in production with ``points`` measurements of ``diameter`` (and a spec for it)."""
-    charge = await create(client, serial, status="in_production")
+    charge = await create_in(client, serial, "in_production")
     charge_id: int = charge["id"]
     assert (await put_spec(client, "PUMP-A", "diameter", lsl=9.0, usl=11.0)).status_code in (200, 201)
     values = series(points)
@@ -34,7 +35,7 @@ async def measured_charge(client: httpx.AsyncClient, serial: int = 1, points: in
 
 
 def analyses_url(charge_id: int) -> str:
-    return f"/api/v1/charges/{charge_id}/analyses"
+    return f"{API_PREFIX}/charges/{charge_id}/analyses"
 
 
 async def submit(client: httpx.AsyncClient, charge_id: int, **body: Any) -> dict[str, Any]:
@@ -56,7 +57,7 @@ async def wait_for(
     try:
         async with asyncio.timeout(within):
             while True:
-                response = await client.get(f"/api/v1/analyses/{analysis_id}")
+                response = await client.get(f"{API_PREFIX}/analyses/{analysis_id}")
                 assert response.status_code == 200, response.text
                 body = response.json()
                 if body["status"] in statuses:

@@ -76,7 +76,7 @@ async def test_submit_answers_202_with_location_and_a_queued_record(client: http
 async def test_submit_publishes_one_message_after_commit_carrying_the_request_id(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    charge_id = (await create(client, 1))["id"]
+    charge_id = await measured_charge(client, points=5)
     response = await client.post(
         analyses_url(charge_id),
         json={"rules": "western_electric", "baseline": {"diameter": {"center": 10, "sigma": 0.5}}},
@@ -201,12 +201,19 @@ async def test_job_status_lists_every_job_with_its_queue_and_the_queue_lengths(
     assert response.status_code == 200
     body = response.json()
     jobs = {job["name"]: job for job in body["jobs"]}
-    assert set(jobs) == {"run_analysis", "reap_analyses", "warm_quality_summaries", "retention_cleanup"}
+    assert set(jobs) == {
+        "run_analysis",
+        "reap_analyses",
+        "warm_quality_summaries",
+        "retention_cleanup",
+        "deliver_webhook",
+        "sweep_webhooks",
+    }
     assert jobs["reap_analyses"]["queue"] == "maintenance"
     assert jobs["warm_quality_summaries"]["queue"] == "aggregations"
     assert jobs["retention_cleanup"]["interval_seconds"] is None  # off by default
     assert jobs["reap_analyses"]["runs"] == 0 and jobs["reap_analyses"]["success_rate"] is None
-    assert body["queues"] == {"high_priority": 0, "aggregations": 0, "maintenance": 0}
+    assert body["queues"] == {"high_priority": 0, "aggregations": 0, "maintenance": 0, "webhooks": 0}
     assert body["broker_error"] is None
 
 
@@ -267,7 +274,12 @@ async def test_with_the_broker_down_a_submitted_analysis_is_still_accepted_and_k
     assert time.monotonic() - started < 5
     assert (await client.get(response.headers["location"])).json()["status"] == "queued"
     status = (await client.get(f"{API}/jobs/status")).json()
-    assert status["queues"] == {"high_priority": None, "aggregations": None, "maintenance": None}
+    assert status["queues"] == {
+        "high_priority": None,
+        "aggregations": None,
+        "maintenance": None,
+        "webhooks": None,
+    }
     assert status["broker_error"]
     assert_problem(await client.post(f"{API}/jobs/reap_analyses/run"), 503)
 

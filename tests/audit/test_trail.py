@@ -11,6 +11,8 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 
 from erp_api.audit import trail as audit
+from erp_api.audit.repository import AuditRepository
+from erp_api.http import API_PREFIX
 from erp_api.security.principal import Principal, bind_principal, reset_principal
 from erp_api.security.roles import Role
 from erp_api.security.services import BOOTSTRAP_KEY_NAME
@@ -18,7 +20,7 @@ from tests.charges.helpers import assert_problem, charge_payload, create
 from tests.conftest import TEST_ADMIN_KEY
 from tests.security.fixtures import Serve, http
 
-API = "/api/v1/charges"
+API = f"{API_PREFIX}/charges"
 
 
 async def trail(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
@@ -65,7 +67,8 @@ async def test_update_transition_and_delete_record_only_what_changed(client: htt
     charge = await create(client, 1)
     url = f"{API}/{charge['id']}"
     assert (await client.patch(url, json={"line": "L9"})).status_code == 200
-    assert (await client.post(f"{url}/transitions", json={"to": "in_production"})).status_code == 200
+    transition_body = {"to": "in_production", "reason": "line 1 started"}
+    assert (await client.post(f"{url}/transitions", json=transition_body)).status_code == 200
     second = await create(client, 2)
     assert (await client.delete(f"{API}/{second['id']}")).status_code == 204
 
@@ -75,7 +78,7 @@ async def test_update_transition_and_delete_record_only_what_changed(client: htt
     assert update["after"] == {"line": "L9", "version": 2}
     assert transition["action"] == "transition"
     assert transition["before"] == {"status": "planned", "version": 2}
-    assert transition["after"] == {"status": "in_production", "version": 3}
+    assert transition["after"] == {"status": "in_production", "version": 3, "reason": "line 1 started"}
     deleted, _created = await trail(client, entity="charge", id=str(second["id"]))
     assert deleted["action"] == "delete"
     assert deleted["before"]["charge_number"] == "CH-2026-000002" and deleted["after"] is None
@@ -141,9 +144,8 @@ async def test_outside_a_request_changes_are_attributed_to_the_system(app: Starl
             await audit.record(session, entity="job", entity_id="import", action="run")
     finally:
         reset_principal(token)
-    rows = await audit.AuditLog(app.state.resources.sessions).events(
-        entity="job", entity_id=None, before_id=None, limit=10
-    )
+    async with app.state.resources.sessions() as session:
+        rows = await AuditRepository(session).events(entity="job", entity_id=None, before_id=None, limit=10)
     assert [(row.actor_name, row.actor_key_id, row.request_id) for row in rows] == [
         ("nightly import", 7, None),
         ("system", None, None),
@@ -172,9 +174,10 @@ async def test_a_writer_committing_several_requests_attributes_each_row_to_its_r
                 audit.AuditEntry("charge", 6, "record_measurements", after={"count": 1}, attribution=second),
             ],
         )
-    rows = await audit.AuditLog(app.state.resources.sessions).events(
-        entity="charge", entity_id=None, before_id=None, limit=10
-    )
+    async with app.state.resources.sessions() as session:
+        rows = await AuditRepository(session).events(
+            entity="charge", entity_id=None, before_id=None, limit=10
+        )
     assert [(row.entity_id, row.actor_name, row.request_id) for row in rows] == [
         ("6", "line 2 tablet", "req-two-00002"),
         ("5", "line 1 tablet", "req-one-00001"),
@@ -198,6 +201,8 @@ async def test_measurements_are_audited_per_request_with_the_posting_key(
 ) -> None:
     charge = await create(client, 1)
     await client.post(f"{API}/{charge['id']}/transitions", json={"to": "in_production"})
+    spec = await client.put(f"{API_PREFIX}/quality/specs/PUMP-A/weight_g", json={"unit": "g", "usl": 100.0})
+    assert spec.status_code == 201, spec.text
     operator = await client_as("operator")
     url = f"{API}/{charge['id']}/measurements"
     single = await operator.post(

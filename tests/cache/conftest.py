@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 
 from cache import CacheBackend, MemoryBackend, RedisBackend
+from tests.cache.relay import StallingRelay
 from tests.services import REDIS_URL, require_redis, unique_name
+
+
+async def eventually(condition: Callable[[], bool], *, within: float = 15.0) -> None:
+    """Wait until ``condition()`` holds; ``within`` is a hang guard, not a speed requirement."""
+    async with asyncio.timeout(within):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.002)
 
 
 def delete_prefix(url: str, prefix: str) -> None:
@@ -50,3 +62,13 @@ async def backend(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[
         store = RedisBackend(require_redis(), socket_timeout=2.0, socket_connect_timeout=2.0)
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def channel_relay(redis_url: str) -> AsyncIterator[StallingRelay]:
+    """A relay to the shared Redis whose replies the test can hold back (a lagging channel)."""
+    parts = urlsplit(redis_url)
+    relay = StallingRelay((parts.hostname or "127.0.0.1", parts.port or 6379))
+    await relay.start()
+    yield relay
+    await relay.close()

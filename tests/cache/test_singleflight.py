@@ -1,4 +1,5 @@
-"""Stampede protection: concurrent misses share one load, cancellation and errors behave."""
+"""Stampede protection: concurrent misses share one load, concurrent reads share round trips,
+cancellation and errors behave."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import asyncio
 
 import pytest
 
-from cache import CacheBackend, CacheManager
-from cache.singleflight import SingleFlight
+from cache import CacheBackend, CacheManager, RedisBackend
+from cache.singleflight import SharedReads, SingleFlight
+from tests.cache.conftest import eventually
+from tests.services import require_redis
 
 
 class GatedLoader:
@@ -113,3 +116,119 @@ async def test_singleflight_forgets_finished_loads() -> None:
     assert list(results) == [(1, False), (1, True)]
     assert len(flights) == 0
     assert await flights.run("k", load(3)) == (3, False)
+
+
+class GatedReads:
+    """A backend read that blocks until released; records the arrival order of reads and callers."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gates: list[asyncio.Event] = []
+        self.error: Exception | None = None
+
+    async def __call__(self, key: str, version_keys: tuple[str, ...]) -> int:
+        self.calls += 1
+        number = self.calls
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        await gate.wait()
+        if self.error is not None:
+            raise self.error
+        return number  # which read answered
+
+    async def release_all(self) -> None:
+        for gate in self.gates:
+            gate.set()
+        await asyncio.sleep(0)
+
+
+async def wait_for_reads(reads: GatedReads, count: int) -> None:
+    await eventually(lambda: reads.calls >= count)
+
+
+async def test_concurrent_readers_share_the_next_read_never_one_already_sent() -> None:
+    shared: SharedReads[int] = SharedReads()
+    reads = GatedReads()
+    first = asyncio.ensure_future(shared.read("k", ("v",), reads))
+    await wait_for_reads(reads, 1)  # read 1 is on the wire
+
+    later = [asyncio.ensure_future(shared.read("k", ("v",), reads)) for _ in range(31)]
+    await asyncio.sleep(0.01)
+    assert reads.calls == 1  # the latecomers wait; they do not send reads of their own
+    reads.gates[0].set()
+    await wait_for_reads(reads, 2)
+    reads.gates[1].set()
+
+    assert await first == 1
+    assert await asyncio.gather(*later) == [2] * 31  # the read that started after they arrived
+    assert reads.calls == 2
+    assert len(shared) == 0
+
+
+async def test_reads_of_other_keys_or_other_version_keys_are_not_shared() -> None:
+    shared: SharedReads[int] = SharedReads()
+    reads = GatedReads()
+    first = asyncio.ensure_future(shared.read("k", ("v",), reads))
+    await wait_for_reads(reads, 1)
+
+    other_key = asyncio.ensure_future(shared.read("j", ("v",), reads))
+    waiting = asyncio.ensure_future(shared.read("k", ("v",), reads))
+    other_tags = asyncio.ensure_future(shared.read("k", ("w",), reads))
+    await wait_for_reads(reads, 3)  # "j" and ("w",) were sent at once
+    await reads.release_all()
+    await wait_for_reads(reads, 4)
+    await reads.release_all()
+
+    assert sorted([await first, await other_key, await other_tags]) == [1, 2, 3]
+    assert await waiting == 4
+
+
+async def test_a_failed_shared_read_reaches_its_waiters_and_a_cancelled_waiter_stops_nobody() -> None:
+    shared: SharedReads[int] = SharedReads()
+    reads = GatedReads()
+    first = asyncio.ensure_future(shared.read("k", ("v",), reads))
+    await wait_for_reads(reads, 1)
+    waiters = [asyncio.ensure_future(shared.read("k", ("v",), reads)) for _ in range(3)]
+    await asyncio.sleep(0)
+    waiters[0].cancel()
+    reads.gates[0].set()
+    await wait_for_reads(reads, 2)
+    reads.error = RuntimeError("redis down")
+    reads.gates[1].set()
+
+    assert await first == 1
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert [str(result) for result in results[1:]] == ["redis down", "redis down"]
+    assert len(shared) == 0
+
+
+@pytest.mark.redis
+async def test_32_concurrent_readers_of_a_hot_key_on_redis_share_round_trips(prefix: str) -> None:
+    url = require_redis()
+    backend = RedisBackend(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    manager = CacheManager(backend, prefix=prefix)
+    round_trips = 0
+    mget = backend._client.mget
+
+    async def counted_mget(*keys: str) -> object:
+        nonlocal round_trips
+        round_trips += 1
+        return await mget(*keys)
+
+    async def load() -> bytes:
+        return b"hot"
+
+    try:
+        await manager.get_or_load("ns", "hot", load, tags=["t"])
+        backend._client.mget = counted_mget  # type: ignore[method-assign,assignment]
+
+        results = await asyncio.gather(
+            *(manager.get_or_load("ns", "hot", load, tags=["t"]) for _ in range(32))
+        )
+
+        assert results == [b"hot"] * 32
+        assert manager.stats()["ns"]["hits"] == 32
+        assert round_trips <= 2  # the first reader's MGET, and one shared by everyone who came during it
+    finally:
+        await manager.close()

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import event
 from starlette.applications import Starlette
 
+from erp_api.http import API_PREFIX
 from tests.charges.helpers import assert_problem, charge_payload
 
-API = "/api/v1/charges"
+API = f"{API_PREFIX}/charges"
 
 
 async def _batch(client: httpx.AsyncClient, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -196,7 +197,8 @@ async def test_lookup_finds_and_reports_missing_in_bounded_queries(
         c for c in created if c["charge_number"] == "CH-2026-000007"
     )
     assert len(body["missing"]) == 9000
-    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    # Only the lookup's own reads: the app's background loops (event log, rule checks) query too.
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "FROM charges" in s]
     assert len(selects) == 10, f"expected ceil(10000 / 1000) queries, ran {len(selects)}"
 
 
@@ -212,3 +214,114 @@ async def test_lookup_sees_charges_created_after_a_cached_lookup(client: httpx.A
     await _batch(client, [charge_payload(1)])
     second = await client.post(f"{API}/lookup", json={"numbers": ["CH-2026-000001"]})
     assert list(second.json()["found"]) == ["CH-2026-000001"]
+
+
+# Several statuses, number prefix, total, Link -----------------------------------------------------
+
+
+async def test_repeated_status_selects_charges_of_any_of_them(client: httpx.AsyncClient) -> None:
+    created = await _batch(client, _mixed(9))
+    for charge, target in zip(created[:6], ["in_production", "in_production", "released"] * 2, strict=True):
+        await client.post(f"{API}/{charge['id']}/transitions", json={"to": "in_production"})
+        if target == "released":
+            await client.post(f"{API}/{charge['id']}/transitions", json={"to": "released"})
+    statuses = {c["id"]: (await client.get(f"{API}/{c['id']}")).json()["status"] for c in created}
+    for wanted in (["planned", "released"], ["released", "planned", "released"], ["in_production"]):
+        items = await _all_pages(client, {"status": wanted, "limit": 2})
+        assert sorted(i["id"] for i in items) == sorted(i for i, s in statuses.items() if s in wanted)
+
+
+async def test_number_prefix_matches_the_start_of_the_number_only_and_literally(
+    client: httpx.AsyncClient,
+) -> None:
+    numbers = ["CH_2026-1", "CHX2026-2", "CH_2027-3", "XCH_2026-4", "CH-2026-5", "CH%2026-6", "CH.2026-7"]
+    await _batch(client, [charge_payload(0, charge_number=number) for number in numbers if "%" not in number])
+    cases = {
+        "CH_": {"CH_2026-1", "CH_2027-3"},  # "_" is not a wildcard
+        "ch_2026": {"CH_2026-1"},  # case-insensitive
+        "CH.": {"CH.2026-7"},
+        "CH": {"CH_2026-1", "CHX2026-2", "CH_2027-3", "CH-2026-5", "CH.2026-7"},
+        "CH-2026-5": {"CH-2026-5"},
+        "Z": set(),
+    }
+    for prefix, expected in cases.items():
+        items = await _all_pages(client, {"number_prefix": prefix, "limit": 2})
+        assert {item["charge_number"] for item in items} == expected, prefix
+    for bad in ("CH%", "CH*", "", "A" * 33, "CH 1"):
+        assert_problem(await client.get(API, params={"number_prefix": bad}), 422)
+
+
+async def test_number_prefix_search_is_served_by_an_index(app: Starlette) -> None:
+    """The plan of the query the list runs reads the charge number index, not the whole table."""
+    from erp_api.charges.repository import ChargeFilter, ChargeRepository
+
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        statements.append((statement, parameters))
+
+    engine = app.state.resources.engine
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with app.state.resources.sessions() as session:
+            await ChargeRepository(session).page(
+                ChargeFilter(number_prefix="CH-2026"),
+                sort="charge_number",
+                descending=False,
+                after=None,
+                limit=5,
+            )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    (statement, parameters), *_ = [s for s in statements if "FROM charges" in s[0]]
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            raw = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plan = " ".join(str(row[-1]) for row in raw)
+            assert "USING INDEX" in plan and "charge_number" in plan, plan
+        else:
+            await conn.exec_driver_sql("SET enable_seqscan = off")
+            raw = await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+            plan = " ".join(str(row[0]) for row in raw)
+            assert "Index" in plan and "charge_number" in plan and "Seq Scan" not in plan, plan
+
+
+async def test_include_total_counts_every_match_on_every_page_and_follows_writes(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await _batch(client, _mixed(12))  # 4 of each product
+    params = {"product_sku": "PUMP-A", "include_total": "true", "limit": 3}
+    first = (await client.get(API, params=params)).json()
+    assert first["total"] == 4 and len(first["items"]) == 3
+    second = (await client.get(API, params={**params, "cursor": first["next_cursor"]})).json()
+    assert second["total"] == 4 and second["next_cursor"] is None
+    assert "total" not in (await client.get(API, params={"product_sku": "PUMP-A"})).json()
+    # Cached, and invalidated with the list: a new charge and a deleted one change it.
+    await _batch(client, [charge_payload(100, product_sku="PUMP-A")])
+    assert (await client.get(API, params=params)).json()["total"] == 5
+    pump = next(c for c in created if c["product_sku"] == "PUMP-A")
+    assert (await client.delete(f"{API}/{pump['id']}")).status_code == 204
+    assert (await client.get(API, params=params)).json()["total"] == 4
+    everything = (
+        await client.get(API, params={"include_total": "true", "number_prefix": "CH-2026-00001"})
+    ).json()
+    assert everything["total"] == 3  # CH-2026-000010, -11, -12
+
+
+async def test_a_page_links_to_the_next_with_every_other_parameter_kept(client: httpx.AsyncClient) -> None:
+    await _batch(client, _mixed(7))
+    query = [("status", "planned"), ("limit", "2"), ("sort", "charge_number"), ("include_total", "true")]
+    response = await client.get(API, params=query)
+    seen = [item["id"] for item in response.json()["items"]]
+    while "link" in response.headers:
+        link = response.headers["link"]
+        assert link.startswith(f"<{API}?") and link.endswith('>; rel="next"'), link
+        url = link[1 : link.index(">")]
+        next_query = httpx.URL(url).params
+        assert [(k, v) for k, v in next_query.multi_items() if k != "cursor"] == query
+        assert next_query["cursor"] == response.json()["next_cursor"]
+        response = await client.get(url)
+        assert response.status_code == 200
+        seen.extend(item["id"] for item in response.json()["items"])
+    assert response.json()["next_cursor"] is None
+    assert len(seen) == len(set(seen)) == 7

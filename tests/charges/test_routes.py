@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from erp_api.http import API_PREFIX
 from tests.charges.helpers import assert_problem, charge_payload, create
 
-API = "/api/v1/charges"
+API = f"{API_PREFIX}/charges"
 
 
 async def test_create_returns_201_with_location_etag_and_the_stored_charge(client: httpx.AsyncClient) -> None:
@@ -86,7 +87,7 @@ async def test_get_unknown_or_malformed_id_is_404(client: httpx.AsyncClient) -> 
 
 
 async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.get("/api/v1/nothing-here"), 404)
+    assert_problem(await client.get(f"{API_PREFIX}/nothing-here"), 404)
     assert_problem(await client.put(API), 405)
 
 

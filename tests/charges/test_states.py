@@ -8,6 +8,7 @@ from erp_api.charges.states import (
     allowed_targets,
     check_transition,
     is_deletable,
+    is_immutable,
 )
 
 S = ChargeStatus
@@ -43,3 +44,7 @@ def test_allowed_targets_are_in_life_cycle_order() -> None:
 
 def test_only_planned_charges_are_deletable() -> None:
     assert [status for status in S if is_deletable(status)] == [S.PLANNED]
+
+
+def test_only_released_and_rejected_charges_are_immutable() -> None:
+    assert [status for status in S if is_immutable(status)] == [S.RELEASED, S.REJECTED]

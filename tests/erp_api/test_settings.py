@@ -59,3 +59,46 @@ def test_uvicorn_factory_fails_with_one_line_naming_the_variable(tmp_path: objec
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "ERP_CACHE_BACKEND" in lines[0]
+
+
+def test_several_workers_with_the_memory_cache_are_refused_naming_both_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ERP_WORKERS", "2")  # ERP_CACHE_BACKEND left at its default, memory
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("ERP_CACHE_BACKEND:")
+    assert "ERP_WORKERS=2" in message
+    assert "\n" not in message
+    assert load_settings(workers=2, cache_backend="redis").workers == 2
+    assert load_settings(workers=2, cache_backend="none").workers == 2
+
+
+def test_the_l1_is_on_by_default_and_can_only_be_forced_on_with_redis() -> None:
+    settings = load_settings()
+    assert (settings.cache_l1, settings.cache_l1_max_entries, settings.cache_coherence_window_ms) == (
+        "auto",
+        10_000,
+        50.0,
+    )
+    with pytest.raises(SettingsError, match=r"^ERP_CACHE_L1: on needs ERP_CACHE_BACKEND=redis"):
+        load_settings(cache_l1="on")
+    assert load_settings(cache_l1="on", cache_backend="redis").cache_l1 == "on"
+
+
+def test_serve_refuses_several_workers_on_the_memory_cache_with_one_line() -> None:
+    env = {**os.environ, "ERP_WORKERS": "2", "ERP_CACHE_BACKEND": "memory"}
+    result = subprocess.run(
+        [sys.executable, "-m", "erp_api", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "ERP_CACHE_BACKEND" in lines[0]
+    assert "ERP_WORKERS" in lines[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import httpx
@@ -19,9 +20,9 @@ from sqlalchemy import text
 from erp_api.db import create_engine
 from erp_api.migrate import upgrade
 from erp_api.settings import load_settings
+from testing.processes import running_server, serve_command
 from tests import services
 from tests.charges.helpers import charge_payload
-from tests.integration.server import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +43,7 @@ async def _stored(database_url: str) -> dict[int, float]:
 def _post_until_refused(
     base_url: str, path: str, thread: int, acknowledged: dict[int, float], lock: threading.Lock
 ) -> None:
+    """Post measurements until the server is gone; raises (into its future) on a wrong answer."""
     with httpx.Client(base_url=base_url, timeout=10) as http:
         for serial in range(1_000_000):
             value = float(thread * 1_000_000 + serial)
@@ -49,11 +51,26 @@ def _post_until_refused(
                 response = http.post(path, json={"parameter": "x", "value": value})
             except httpx.HTTPError:
                 return  # the server is gone
+            # 503: the ingestion queue is full (Retry-After); anything else is a wrong answer.
+            assert response.status_code in {201, 503}, response.text
             if response.status_code == 201:
                 body = response.json()
-                assert body["value"] == value
+                assert body["value"] == value, body
                 with lock:
                     acknowledged[body["id"]] = value
+
+
+def _wait_for_acknowledgements(
+    clients: list[Future[None]], acknowledged: dict[int, float], within: float = 120.0
+) -> None:
+    """Until ACKNOWLEDGED_BEFORE_KILL rows got their 201; a client that stops early fails the test."""
+    deadline = time.monotonic() + within  # a hang guard
+    while len(acknowledged) < ACKNOWLEDGED_BEFORE_KILL:
+        done, _running = wait(clients, timeout=0.01, return_when=FIRST_EXCEPTION)
+        for client in done:
+            client.result()  # re-raises the client's failure here, in the test
+        assert not done, "a client stopped posting while the server was up"
+        assert time.monotonic() < deadline, f"only {len(acknowledged)} acknowledged in {within} s"
 
 
 def _ingest_then_kill(database_url: str, tmp_path: Path) -> None:
@@ -67,24 +84,28 @@ def _ingest_then_kill(database_url: str, tmp_path: Path) -> None:
     }
     acknowledged: dict[int, float] = {}
     lock = threading.Lock()
-    with running_server(env) as (base_url, process):
-        charge = httpx.post(f"{base_url}/api/v1/charges", json=charge_payload(1), timeout=10)
+    with (
+        running_server(env, command=serve_command()) as server,
+        ThreadPoolExecutor(CLIENT_THREADS) as pool,
+    ):
+        charge = httpx.post(f"{server.base_url}/api/v1/charges", json=charge_payload(1), timeout=10)
         assert charge.status_code == 201, charge.text
+        spec = httpx.put(
+            f"{server.base_url}/api/v1/quality/specs/PUMP-A/x", json={"unit": "mm", "usl": 1e9}, timeout=10
+        )
+        assert spec.status_code in {200, 201}, spec.text
         path = f"/api/v1/charges/{charge.json()['id']}/measurements"
-        threads = [
-            threading.Thread(target=_post_until_refused, args=(base_url, path, index, acknowledged, lock))
+        clients = [
+            pool.submit(_post_until_refused, server.base_url, path, index, acknowledged, lock)
             for index in range(CLIENT_THREADS)
         ]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 30
-        while len(acknowledged) < ACKNOWLEDGED_BEFORE_KILL and time.monotonic() < deadline:
-            time.sleep(0.01)
-        process.kill()
-        process.wait()
-        for thread in threads:
-            thread.join(timeout=15)
-    assert process.returncode == -9
+        try:
+            _wait_for_acknowledgements(clients, acknowledged)
+        finally:
+            server.process.kill()
+        for client in clients:
+            client.result(timeout=60)  # each ends once the server is gone, or raises its failure
+    assert server.process.returncode == -9
     assert len(acknowledged) >= ACKNOWLEDGED_BEFORE_KILL
     stored = asyncio.run(_stored(database_url))
     lost = {measurement_id for measurement_id in acknowledged if measurement_id not in stored}

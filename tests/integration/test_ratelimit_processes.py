@@ -12,9 +12,9 @@ import pytest
 from erp_api.migrate import upgrade
 from erp_api.security.ratelimit import redis_client
 from erp_api.settings import load_settings
+from testing.processes import Server, running_server
 from tests import services
 from tests.conftest import TEST_ADMIN_KEY, bearer
-from tests.integration.server import running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 LIMIT = 10
@@ -37,9 +37,9 @@ def redis_prefix() -> Iterator[str]:
     asyncio.run(_delete_keys(url, prefix))
 
 
-def test_the_excess_over_one_keys_limit_is_refused_by_both_processes(
-    tmp_path: Path, redis_prefix: str
-) -> None:
+@pytest.fixture
+def two_servers(tmp_path: Path, redis_prefix: str) -> Iterator[tuple[Server, Server]]:
+    """Two server processes sharing one database and one Redis limiter, admin limit LIMIT."""
     database = f"sqlite+aiosqlite:///{tmp_path}/erp.sqlite3"
     upgrade(load_settings(database_url=database))
     env = {
@@ -52,21 +52,57 @@ def test_the_excess_over_one_keys_limit_is_refused_by_both_processes(
         "ERP_REDIS_URL": services.REDIS_URL,
         "ERP_RATE_LIMIT_PREFIX": redis_prefix,
         "ERP_RATE_LIMIT_ADMIN": str(LIMIT),
+        # An hour's window: no request earns a new one while a test runs, however slow the machine.
+        "ERP_RATE_LIMIT_WINDOW_SECONDS": "3600",
+        # A slow Redis would make the limiter fail open to per-process memory: not what is tested.
+        "ERP_REDIS_TIMEOUT_SECONDS": "10",
         "ERP_ACCESS_LOG": "false",
     }
-    with running_server(env) as (first_url, _first), running_server(env) as (second_url, _second):
-        clients = [
-            httpx.Client(base_url=url, headers=bearer(TEST_ADMIN_KEY), timeout=10)
-            for url in (first_url, second_url)
-        ]
-        try:
-            responses = [clients[n % 2].get("/api/v1/charges") for n in range(LIMIT + 6)]
-        finally:
-            for client in clients:
-                client.close()
+    with running_server(env) as first, running_server(env) as second:
+        yield first, second
+    for server in (first, second):
+        assert "rate_limit_redis_unavailable" not in server.process.log()
+
+
+def test_the_excess_over_one_keys_limit_is_refused_by_both_processes(
+    two_servers: tuple[Server, Server],
+) -> None:
+    clients = [
+        httpx.Client(base_url=server.base_url, headers=bearer(TEST_ADMIN_KEY), timeout=10)
+        for server in two_servers
+    ]
+    try:
+        responses = [clients[n % 2].get("/api/v1/charges") for n in range(LIMIT + 6)]
+    finally:
+        for client in clients:
+            client.close()
     statuses = [response.status_code for response in responses]
     assert statuses == [200] * LIMIT + [429] * 6
     assert [int(r.headers["ratelimit-remaining"]) for r in responses[:LIMIT]] == list(
         range(LIMIT - 1, -1, -1)
     )
     assert all(int(r.headers["retry-after"]) >= 1 for r in responses[LIMIT:])
+
+
+async def test_concurrent_hits_on_both_processes_allow_exactly_the_limit(
+    two_servers: tuple[Server, Server],
+) -> None:
+    # All at once, half on each process: a check that reads, computes and writes in separate steps
+    # lets several hits read the same state and all pass; the atomic one counts each exactly once.
+    hits = 3 * LIMIT
+    limits = httpx.Limits(max_connections=hits)
+    clients = [
+        httpx.AsyncClient(base_url=server.base_url, headers=bearer(TEST_ADMIN_KEY), timeout=30, limits=limits)
+        for server in two_servers
+    ]
+    try:
+        responses = await asyncio.gather(*(clients[n % 2].get("/api/v1/charges") for n in range(hits)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    allowed = [response for response in responses if response.status_code == 200]
+    refused = [response for response in responses if response.status_code == 429]
+    assert (len(allowed), len(refused)) == (LIMIT, hits - LIMIT)
+    # Each allowed hit took its own place in the quota.
+    assert sorted(int(r.headers["ratelimit-remaining"]) for r in allowed) == list(range(LIMIT))
+    assert all(int(r.headers["retry-after"]) >= 1 for r in refused)

@@ -10,8 +10,8 @@ import pytest
 
 from erp_api.migrate import upgrade
 from erp_api.settings import load_settings
+from testing.processes import running_server, serve_command
 from tests.charges.helpers import charge_payload
-from tests.integration.server import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,10 @@ def test_real_server_serves_creates_and_caches_over_http(tmp_path: Path) -> None
     url = f"sqlite+aiosqlite:///{tmp_path}/erp.sqlite3"
     upgrade(load_settings(database_url=url))
     env = {"ERP_DATABASE_URL": url, "ERP_BROKER_URL": f"sqla+sqlite:///{tmp_path}/broker.sqlite3"}
-    with running_server(env) as (base_url, process), httpx.Client(base_url=base_url, timeout=10) as http:
+    with (
+        running_server(env, command=serve_command()) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as http,
+    ):
         created = http.post("/api/v1/charges", json=charge_payload(1))
         assert created.status_code == 201
         location = created.headers["location"]
@@ -35,6 +38,5 @@ def test_real_server_serves_creates_and_caches_over_http(tmp_path: Path) -> None
         assert broken.status_code == 400
         assert broken.headers["content-type"] == "application/problem+json"
     # uvicorn finishes its graceful shutdown, then re-raises SIGTERM so the exit status tells why it stopped.
-    assert process.returncode in (0, -signal.SIGTERM)
-    assert process.stderr is not None
-    assert b"Traceback" not in process.stderr.read()
+    assert server.process.returncode in (0, -signal.SIGTERM)
+    assert "Traceback" not in server.process.log()

@@ -8,7 +8,6 @@ of its own, configured through the same ERP_* variables. Every test uses its own
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,11 +23,10 @@ from erp_api.app import create_app
 from erp_api.migrate import upgrade
 from erp_api.quality.spc.series import Baseline
 from erp_api.settings import Settings, load_settings
+from testing.processes import ServiceProcess, free_port, running_worker, tasks_worker_command, worker_command
 from tests import services
 from tests.analyses.helpers import measured_charge, submit, wait_for
-from tests.integration.server import free_port
-from tests.tasks.processes import running_worker, worker_command
-from tests.tasks.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +44,20 @@ def redis_prefix() -> Iterator[tuple[str, str]]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def worker_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database shared by the test and its workers: a SQLite file, or a
+    PostgreSQL database of the test's own (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/erp.sqlite3"
+        return
+    name, url = services.create_postgres_database()
+    try:
+        yield url
+    finally:
+        services.drop_postgres_database(name)
 
 
 def stack(tmp_path: Path, broker: tuple[str, str], **overrides: Any) -> tuple[Settings, dict[str, str]]:
@@ -80,19 +92,12 @@ async def test_worker_runs_a_submitted_analysis_to_the_result_of_analyze_charge(
     metrics_port = free_port()
     settings, env = stack(tmp_path, redis_prefix, worker_metrics_port=metrics_port)
     await asyncio.to_thread(upgrade, settings)
-    # As `make worker` starts it: python -m tasks worker (metrics of all pool processes on one port).
-    command = [
-        sys.executable,
-        "-m",
-        "tasks",
-        "worker",
-        "--concurrency=1",
-        "--without-gossip",
-        "--without-mingle",
-    ]
     async with api(settings) as (client, ctx):
         charge_id = await measured_charge(client, points=1_000)
-        with running_worker(env, tmp_path / "worker.log", command=command, cwd=tmp_path) as worker:
+        # As `make worker` starts it (metrics of all pool processes on one port), from elsewhere.
+        with running_worker(
+            env, tmp_path / "worker.log", command=tasks_worker_command(), cwd=tmp_path
+        ) as worker:
             accepted = await submit(client, charge_id, baseline={"diameter": {"center": 10.0, "sigma": 0.05}})
             done = await wait_for(client, accepted["id"], {"succeeded", "failed"})
             manual = await client.post("/api/v1/jobs/reap_analyses/run")
@@ -110,10 +115,22 @@ async def test_worker_runs_a_submitted_analysis_to_the_result_of_analyze_charge(
     assert jobs["run_analysis"]["successes"] == 1
     assert jobs["reap_analyses"]["runs"] == 1
     assert jobs["reap_analyses"]["last_status"] == "succeeded"
-    assert status["queues"] == {"high_priority": 0, "aggregations": 0, "maintenance": 0}
+    assert status["queues"] == {"high_priority": 0, "aggregations": 0, "maintenance": 0, "webhooks": 0}
     assert "Traceback" not in worker.log()
     assert 'celery_tasks_total{outcome="success",task="run_analysis"} 1.0' in metrics
     assert 'analyses_total{outcome="anomaly"} 1.0' in metrics
+
+
+RETRY_EVENT = '"event":"analysis_retry"'
+
+
+async def _logged(process: ServiceProcess, text: str, within: float = 30.0) -> None:
+    try:
+        async with asyncio.timeout(within):  # a hang guard
+            while text not in process.log():  # noqa: ASYNC110 - polling a log file, no event to wait on
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{text} not logged within {within} s:\n{process.log()[-3000:]}") from None
 
 
 async def _wait_for_job(client: httpx.AsyncClient, name: str, within: float = 20.0) -> dict[str, Any]:
@@ -130,19 +147,21 @@ async def _wait_for_job(client: httpx.AsyncClient, name: str, within: float = 20
 
 @pytest.mark.redis
 async def test_worker_killed_mid_task_the_analysis_completes_once_on_a_new_worker(
-    tmp_path: Path, redis_prefix: tuple[str, str]
+    tmp_path: Path, redis_prefix: tuple[str, str], worker_database: str
 ) -> None:
     # The task sleeps 1 s inside its run, so the kill lands mid-task; a short visibility timeout
     # lets Redis hand the unacknowledged message to the next worker within seconds.
     settings, env = stack(
         tmp_path,
         redis_prefix,
+        database_url=worker_database,
         analysis_task_delay_seconds=1.0,
         analysis_soft_time_limit_seconds=1.5,
         analysis_hard_time_limit_seconds=2.0,
         analysis_retry_backoff_max_seconds=0.5,
         broker_visibility_timeout_seconds=3.0,
-        analysis_stuck_after_seconds=3.0,
+        # Below the visibility timeout, so the redelivered message may always take the claim over.
+        analysis_stuck_after_seconds=2.6,
     )
     await asyncio.to_thread(upgrade, settings)
     async with api(settings) as (client, ctx):
@@ -166,6 +185,59 @@ async def test_worker_killed_mid_task_the_analysis_completes_once_on_a_new_worke
 
 
 @pytest.mark.redis
+async def test_worker_killed_after_the_result_commits_but_before_the_ack_stores_one_result(
+    tmp_path: Path, redis_prefix: tuple[str, str], worker_database: str
+) -> None:
+    # The run sleeps 3 s after committing its outcome, before the task returns and its message is
+    # acknowledged: the kill lands there. The limits leave that sleep room (Celery's soft limit is
+    # 4.5 s), and the visibility timeout hands the unacknowledged message to the next worker.
+    settings, env = stack(
+        tmp_path,
+        redis_prefix,
+        database_url=worker_database,
+        analysis_task_pause_after_commit_seconds=3.0,
+        analysis_soft_time_limit_seconds=4.0,
+        analysis_hard_time_limit_seconds=5.0,
+        analysis_retry_backoff_max_seconds=0.5,
+        broker_visibility_timeout_seconds=6.0,
+        analysis_stuck_after_seconds=6.0,
+    )
+    await asyncio.to_thread(upgrade, settings)
+    broker_url, prefix = redis_prefix
+    broker = redis.Redis.from_url(broker_url, socket_timeout=5)
+    try:
+        async with api(settings) as (client, ctx):
+            charge_id = await measured_charge(client, points=200)
+            with running_worker(env, tmp_path / "first.log") as first:
+                accepted = await submit(client, charge_id)
+                done = await wait_for(client, accepted["id"], {"succeeded", "failed"})
+                first.kill()
+            before = (await client.get("/api/v1/jobs/status")).json()
+            unacked_after_kill = broker.hlen(f"{prefix}unacked")
+            with running_worker(env, tmp_path / "second.log") as second:
+                status = await _wait_for_job(client, "run_analysis")  # the redelivered message ran
+            after = (await client.get(f"/api/v1/analyses/{accepted['id']}")).json()
+            direct = await ctx.quality.analyze_charge(charge_id, "nelson", None)
+        unacked_at_end = broker.hlen(f"{prefix}unacked")
+    finally:
+        broker.close()
+    assert done["status"] == "succeeded", done
+    assert done["attempts"] == 1
+    assert done["result"] == orjson.loads(orjson.dumps(direct))
+    # Killed after the commit but before the ack: the first run never finished, its message stayed.
+    assert "task_finished" not in first.log()
+    assert next(job for job in before["jobs"] if job["name"] == "run_analysis")["runs"] == 0
+    assert unacked_after_kill == 1
+    # The redelivery found the analysis finished and left it as it was: one result, one claim.
+    assert "'outcome': 'skipped'" in second.log()
+    assert after == done
+    run_analysis = next(job for job in status["jobs"] if job["name"] == "run_analysis")
+    assert (run_analysis["runs"], run_analysis["failures"]) == (1, 0)
+    assert status["queues"]["high_priority"] == 0
+    assert unacked_at_end == 0
+
+
+@pytest.mark.redis
 @pytest.mark.postgres
 async def test_database_outage_during_a_task_is_retried_until_it_succeeds(
     tmp_path: Path, redis_prefix: tuple[str, str]
@@ -180,8 +252,9 @@ async def test_database_outage_during_a_task_is_retried_until_it_succeeds(
                 redis_prefix,
                 database_url=direct_url,
                 analysis_task_delay_seconds=1.0,
-                analysis_retry_backoff_seconds=0.5,
-                analysis_retry_backoff_max_seconds=1.0,
+                # The first retry comes 1-2 s after the failure: time to restore the database first.
+                analysis_retry_backoff_seconds=2.0,
+                analysis_retry_backoff_max_seconds=3.0,
                 db_connect_timeout_seconds=1.0,
             )
             env["ERP_DATABASE_URL"] = proxied_url
@@ -191,17 +264,19 @@ async def test_database_outage_during_a_task_is_retried_until_it_succeeds(
                 with running_worker(env, tmp_path / "worker.log") as worker:
                     accepted = await submit(client, charge_id)
                     await wait_for(client, accepted["id"], {"running"})
-                    proxy.cut()  # the worker's database goes away while the task runs
-                    await asyncio.sleep(1.5)
+                    proxy.cut()  # the worker's database goes away while the task runs...
+                    await _logged(worker, RETRY_EVENT)  # ...until the task fails on it
                     proxy.restore()
                     done = await wait_for(client, accepted["id"], {"succeeded", "failed"})
                 direct = await ctx.quality.analyze_charge(charge_id, "nelson", None)
     finally:
         await asyncio.to_thread(services.drop_postgres_database, name)
     assert done["status"] == "succeeded", done
-    assert done["attempts"] == 2  # the first claim, then the retry that found the database back
+    retries = worker.log().count(RETRY_EVENT)
+    assert retries >= 1
+    # The first claim, then one attempt per retry (normally one: it found the database back).
+    assert done["attempts"] == 1 + retries
     assert done["result"] == orjson.loads(orjson.dumps(direct))
-    assert '"event":"analysis_retry"' in worker.log()
 
 
 async def test_embedded_sqlite_broker_works_with_a_real_worker(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ class RecordingTaskClient:
 
     def __init__(self) -> None:
         self.published: list[int] = []
+        # (delivery id, countdown) of every webhook delivery task, in order.
+        self.webhook_deliveries: list[tuple[int, float]] = []
         self.down = False
 
     def jobs(self) -> Sequence[JobSpec]:
@@ -27,6 +29,11 @@ class RecordingTaskClient:
         if self.down:
             raise BrokerUnavailable("the broker is unavailable (test)")
         self.published.append(analysis_id)
+
+    async def enqueue_webhook_delivery(self, delivery_id: int, countdown: float = 0.0) -> None:
+        if self.down:
+            raise BrokerUnavailable("the broker is unavailable (test)")
+        self.webhook_deliveries.append((delivery_id, countdown))
 
     async def run_job(self, name: str) -> str:
         if self.down:

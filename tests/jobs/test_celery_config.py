@@ -19,7 +19,7 @@ from erp_api.jobs.names import (
 )
 from erp_api.settings import load_settings
 from tasks.celery_app import create_celery
-from tests.integration.server import ROOT
+from testing.processes import ROOT
 
 
 def test_a_killed_worker_does_not_lose_its_task() -> None:

@@ -105,6 +105,7 @@ def test_rules_cover_the_agreed_alerts() -> None:
         "ErpQueueBacklog",
         "ErpWorkerDown",
         "ErpTargetDown",
+        "QualityAlertsOpen",
     }
 
 
@@ -137,5 +138,8 @@ def test_dashboard_shows_every_part_of_the_service() -> None:
         "celery_tasks_total",
         "celery_task_runtime_seconds_bucket",
         "celery_workers",
+        "erp_quality_alerts_open",
+        "erp_quality_alerts_opened_total",
+        "erp_quality_rule_checks_pending",
         "up",
     } <= queried

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from erp_api.observability.health import ReadinessCheck, run_check
+from testing.processes import free_port
 from tests.cache.conftest import delete_prefix
-from tests.integration.server import free_port
 from tests.observability.conftest import ClientFactory
 from tests.services import require_redis, unique_name
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,9 +15,9 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from erp_api.migrate import upgrade
-from erp_api.observability.multiprocess import MULTIPROC_ENV, prepare_workers
+from erp_api.observability.multiprocess import MULTIPROC_ENV, prepare_workers, render_all_workers
 from erp_api.settings import load_settings
-from tests.integration.server import running_server
+from testing.processes import ROOT, running_server, serve_command
 from tests.observability.conftest import parse_samples, value
 
 ROUTE = {"method": "GET", "route": "/api/v1/charges/{id}", "status": "404"}
@@ -56,10 +59,12 @@ def test_two_workers_report_the_combined_request_count(tmp_path: Path) -> None:
         "ERP_DATABASE_URL": database,
         "ERP_BROKER_URL": f"sqla+sqlite:///{tmp_path}/broker.sqlite3",
         "ERP_WORKERS": "2",
+        "ERP_CACHE_BACKEND": "none",  # several workers may not share a per-process memory cache
         "ERP_ACCESS_LOG": "false",
         "PROMETHEUS_MULTIPROC_DIR": str(directory),
     }
-    with running_server(env) as (base_url, _process):
+    with running_server(env, command=serve_command()) as server:
+        base_url = server.base_url
         sent = 0
         # Until both workers have served some: new connections are spread by the kernel, not evenly.
         while sent < 20 * BATCH:
@@ -94,7 +99,7 @@ def test_the_parent_empties_the_directory_and_hands_it_to_the_workers(
     directory.mkdir()
     (directory / "histogram_12345.db").write_bytes(b"stale")
     (directory / "keep.txt").write_text("not a metrics file")
-    used = prepare_workers(load_settings(workers=2, prometheus_multiproc_dir=directory))
+    used = prepare_workers(load_settings(workers=2, cache_backend="none", prometheus_multiproc_dir=directory))
     assert used == directory.resolve()
     assert sorted(path.name for path in directory.iterdir()) == ["keep.txt"]
     assert os.environ[MULTIPROC_ENV] == str(directory.resolve())
@@ -111,3 +116,24 @@ def test_the_directory_comes_from_prometheus_own_variable(
 ) -> None:
     monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
     assert load_settings().prometheus_multiproc_dir == tmp_path
+
+
+def test_a_process_that_sets_up_the_directory_before_its_metrics_writes_them_there(tmp_path: Path) -> None:
+    """What ``python -m tasks worker`` relies on: the setup imports no prometheus-client, so the
+    metrics created after it (and in the pool processes forked later) write to the directory."""
+    directory = tmp_path / "metrics"
+    program = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from erp_api.observability.multiprocess import use_directory
+        assert "prometheus_client" not in sys.modules
+        use_directory(Path({str(directory)!r}))
+        from prometheus_client import Counter
+        Counter("probe", "Counts one probe").inc()
+        """
+    )
+    env = {name: value for name, value in os.environ.items() if name != MULTIPROC_ENV}
+    subprocess.run([sys.executable, "-c", program], cwd=ROOT, env=env, check=True, timeout=60)
+    assert list(directory.glob("counter_*.db"))
+    assert value(parse_samples(render_all_workers(directory).decode()), "probe_total") == 1

@@ -14,7 +14,7 @@ from erp_api.errors import NotFound
 from erp_api.quality.service import QualityService
 from erp_api.quality.spc.series import Baseline
 from tests.charges.helpers import assert_problem
-from tests.quality.helpers import CHART, at, measurements_url, new_charge, post_one, put_spec
+from tests.quality.helpers import CHART, at, given_spec, measurements_url, new_charge, post_one, put_spec
 
 # Stable around 10 with one outlier at index 15.
 SERIES = [
@@ -58,6 +58,7 @@ def zone_of(value: float, center: float, sigma: float) -> str:
 
 
 async def _post_series(client: httpx.AsyncClient, charge_id: int, parameter: str = "diameter_mm") -> None:
+    await given_spec(client, parameter)
     items = [{"parameter": parameter, "value": SERIES[i], "measured_at": at(i)} for i in POST_ORDER]
     response = await client.post(measurements_url(charge_id), json={"items": items})
     assert response.status_code == 201, response.text

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from erp_api.charges.models import Charge
+from erp_api.charges.states import ChargeStatus
 from erp_api.demo import DEMO_SPECS, PRODUCTS, seed_charges, seed_quality
+from erp_api.http import API_PREFIX
 from erp_api.quality.models import Measurement
 from tests.quality.helpers import SPECS, SUMMARY
 
@@ -64,3 +66,19 @@ async def test_demo_quality_data_is_seeded_once_fast_and_shows_drift_and_out_of_
     target = DEMO_SPECS[PRODUCTS[0]][0][4]
     assert statistics.mean(drifting[-third:]) - statistics.mean(drifting[:third]) > 0.05
     assert abs(statistics.mean(steady) - target) < 0.01
+
+
+async def test_every_demo_charge_has_the_history_that_led_to_its_status(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    sessions = app.state.resources.sessions
+    await seed_charges(sessions)
+    async with sessions() as session:
+        charges = (await session.execute(select(Charge.id, Charge.status))).all()
+    assert {status for _id, status in charges} == {status.value for status in ChargeStatus}
+    for charge_id, status in charges[:: len(charges) // 25]:
+        items = (await client.get(f"{API_PREFIX}/charges/{charge_id}/history")).json()["items"]
+        path = ["planned", *(item["to"] for item in items)]
+        assert path[-1] == status
+        assert [item["from"] for item in items] == path[:-1]
+        assert all(item["by"]["name"] == "system (demo seed)" for item in items)

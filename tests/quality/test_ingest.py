@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +19,15 @@ from erp_api.quality.ingest import MeasurementIngestor
 from erp_api.quality.records import NewMeasurement, StoredMeasurement
 from erp_api.quality.writer import MeasurementWriter
 from erp_api.settings import Settings
-from tests.quality.helpers import admin_headers, measurements_url, new_charge, post_one, serving, tuned
+from tests.quality.helpers import (
+    admin_headers,
+    given_spec,
+    measurements_url,
+    new_charge,
+    post_one,
+    serving,
+    tuned,
+)
 
 NOW = datetime(2026, 4, 1, tzinfo=UTC)
 
@@ -141,12 +148,14 @@ async def test_a_full_queue_is_refused_with_retry_after() -> None:
 
 async def test_stop_commits_every_accepted_row_without_waiting_for_the_window() -> None:
     writer = FakeWriter()
-    ingestor = await _started(writer, window_seconds=10)
+    # A window of an hour and a stop timeout of seconds: a stop that waited for the window would
+    # time out and fail the rows instead of committing them.
+    ingestor = await _started(writer, window_seconds=3600, stop_timeout_seconds=10)
     pending = [asyncio.ensure_future(ingestor.submit(row(float(i)))) for i in range(5)]
-    await asyncio.sleep(0.01)
-    started = time.monotonic()
-    await ingestor.stop()
-    assert time.monotonic() - started < 1
+    while ingestor.waiting < 4:  # noqa: ASYNC110 - polling a counter, no event to wait on
+        await asyncio.sleep(0.005)
+    async with asyncio.timeout(60):  # a hang guard only
+        await ingestor.stop()
     assert [result.id for result in await asyncio.gather(*pending)] == [0, 1, 2, 3, 4]
     with pytest.raises(ServiceUnavailable):
         await ingestor.submit(row(5.0))
@@ -200,6 +209,7 @@ async def _stored_values(client: httpx.AsyncClient, charge_id: int) -> dict[int,
 async def test_concurrent_single_posts_share_inserts_and_every_201_is_stored(settings: Settings) -> None:
     async with serving(tuned(settings, ingest_window_ms=20)) as (app, client):
         charge_id = await new_charge(client, 1)
+        await given_spec(client, "x")
         inserts = _count_measurement_inserts(app)
         responses = await asyncio.gather(*(post_one(client, charge_id, "x", float(i)) for i in range(200)))
         assert [response.status_code for response in responses] == [201] * 200
@@ -212,6 +222,7 @@ async def test_concurrent_single_posts_share_inserts_and_every_201_is_stored(set
 async def test_group_commit_off_writes_one_insert_per_request(settings: Settings) -> None:
     async with serving(tuned(settings, ingest_max_rows_per_commit=1)) as (app, client):
         charge_id = await new_charge(client, 1)
+        await given_spec(client, "x")
         inserts = _count_measurement_inserts(app)
         responses = await asyncio.gather(*(post_one(client, charge_id, "x", float(i)) for i in range(20)))
         assert [response.status_code for response in responses] == [201] * 20
@@ -222,6 +233,7 @@ async def test_group_commit_off_writes_one_insert_per_request(settings: Settings
 async def test_a_full_queue_is_503_with_retry_after_and_accepted_rows_are_stored(settings: Settings) -> None:
     async with serving(tuned(settings, ingest_queue_bound=2, ingest_window_ms=300)) as (_app, client):
         charge_id = await new_charge(client, 1)
+        await given_spec(client, "x")
         responses = await asyncio.gather(*(post_one(client, charge_id, "x", float(i)) for i in range(12)))
         refused = [response for response in responses if response.status_code == 503]
         accepted = [response for response in responses if response.status_code == 201]
@@ -234,19 +246,23 @@ async def test_a_full_queue_is_503_with_retry_after_and_accepted_rows_are_stored
 
 
 async def test_shutdown_commits_pending_writes_before_closing(settings: Settings) -> None:
-    app = create_app(tuned(settings, ingest_window_ms=1000))
-    async with app.router.lifespan_context(app):
+    # A window of an hour (beyond what the settings accept, hence no validation) and a stop timeout
+    # (the request timeout) of seconds: a shutdown that waited for the window would fail the rows.
+    shutdown_settings = tuned(settings, request_timeout_seconds=10).model_copy(
+        update={"ingest_window_ms": 3_600_000}
+    )
+    app = create_app(shutdown_settings)
+    async with asyncio.timeout(60), app.router.lifespan_context(app):  # the timeout: a hang guard only
         transport = httpx.ASGITransport(app=app)
         client = httpx.AsyncClient(
             transport=transport, base_url="http://testserver", headers=admin_headers(settings)
         )
         charge_id = await new_charge(client, 1)
+        await given_spec(client, "x")
         posts = [asyncio.ensure_future(post_one(client, charge_id, "x", float(i))) for i in range(5)]
         # Four wait in the queue; the writer holds the first until the window closes.
         while app.state.resources.ingestor.waiting < 4:  # noqa: ASYNC110 - polling a counter, no event to wait on
             await asyncio.sleep(0.005)
-        started = time.monotonic()
-    assert time.monotonic() - started < 0.9, "shutdown waited for the window instead of committing at once"
     responses = await asyncio.gather(*posts)
     await client.aclose()
     assert [response.status_code for response in responses] == [201] * 5
@@ -258,6 +274,7 @@ async def test_writer_refuses_rows_of_missing_charges_without_failing_the_others
     app: Starlette, client: httpx.AsyncClient
 ) -> None:
     charge_id = await new_charge(client, 1)
+    await given_spec(client, "x")
     writer = MeasurementWriter(app.state.resources.sessions, app.state.resources.cache)
     good, gone = row(1.5, charge_id), row(2.5, 424242)
     stored, refused = await writer.write([good, gone])

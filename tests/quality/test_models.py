@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from erp_api.db import Base
 from erp_api.models import load_all
 
-QUALITY_TABLES = {"quality_specs", "measurements"}
+QUALITY_TABLES = {"quality_specs", "measurements", "quality_series_stats", "quality_hourly_stats"}
 
 
 def _table_of(diff: Any) -> str | None:

@@ -12,6 +12,7 @@ from tests.charges.helpers import assert_problem
 from tests.quality.helpers import (
     SPECS,
     at,
+    given_spec,
     measurements_url,
     new_charge,
     post_one,
@@ -86,7 +87,8 @@ async def test_invalid_spec_is_422_naming_the_field(
 @pytest.mark.parametrize(
     ("path", "field"),
     [
-        ("PUMP A/diameter_mm", "path.product_sku"),
+        ("PUMP;A/diameter_mm", "path.product_sku"),
+        ("-PUMP/diameter_mm", "path.product_sku"),
         ("PUMP-A/Diameter", "path.parameter"),
         ("PUMP-A/1mm", "path.parameter"),
     ],
@@ -96,6 +98,23 @@ async def test_spec_path_must_name_a_valid_product_and_parameter(
 ) -> None:
     problem = assert_problem(await client.put(f"{SPECS}/{path}", json={"unit": "mm", "usl": 1.0}), 422)
     assert problem["errors"][0]["field"] == field
+
+
+async def test_a_spec_is_fetched_by_product_and_parameter(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get(f"{SPECS}/PUMP-A/diameter_mm"), 404)
+    stored = (
+        await put_spec(client, "PUMP-A", "diameter_mm", lsl=24.9, usl=25.1, rules="western_electric")
+    ).json()
+    fetched = await client.get(f"{SPECS}/PUMP-A/diameter_mm")
+    assert fetched.status_code == 200 and fetched.json() == stored
+    replaced = (await put_spec(client, "PUMP-A", "diameter_mm", usl=30.0)).json()
+    assert (await client.get(f"{SPECS}/PUMP-A/diameter_mm")).json() == replaced
+    assert_problem(await client.get(f"{SPECS}/PUMP-A/length_mm"), 404)
+    assert_problem(await client.get(f"{SPECS}/PUMP-B/diameter_mm"), 404)
+    assert (
+        assert_problem(await client.get(f"{SPECS}/PUMP-A/Diameter"), 422)["errors"][0]["field"]
+        == "path.parameter"
+    )
 
 
 async def test_non_json_spec_is_415(client: httpx.AsyncClient) -> None:
@@ -108,6 +127,7 @@ async def test_non_json_spec_is_415(client: httpx.AsyncClient) -> None:
 
 async def test_single_measurement_is_stored_with_an_id_and_defaults_to_now(client: httpx.AsyncClient) -> None:
     charge_id = await new_charge(client, 1)
+    await given_spec(client, "diameter_mm")
     before = datetime.now(UTC)
     response = await post_one(client, charge_id, "diameter_mm", 25.01)
     after = datetime.now(UTC)
@@ -121,6 +141,7 @@ async def test_single_measurement_is_stored_with_an_id_and_defaults_to_now(clien
 
 async def test_measured_at_keeps_the_instant_and_is_returned_in_utc(client: httpx.AsyncClient) -> None:
     charge_id = await new_charge(client, 1)
+    await given_spec(client, "weight_g")
     response = await post_one(client, charge_id, "weight_g", 3, measured_at="2026-05-01T12:00:00.250+02:00")
     assert response.status_code == 201, response.text
     assert response.json()["measured_at"] == "2026-05-01T10:00:00.250000+00:00"
@@ -166,6 +187,7 @@ async def test_parameter_names_follow_the_documented_pattern(
 @pytest.mark.parametrize("parameter", ["a", "diameter_mm", "x9", "a" * 64])
 async def test_valid_parameter_names_are_accepted(client: httpx.AsyncClient, parameter: str) -> None:
     charge_id = await new_charge(client, 1)
+    await given_spec(client, parameter)
     assert (await post_one(client, charge_id, parameter, 1.0)).status_code == 201
 
 
@@ -187,6 +209,7 @@ async def test_unknown_charge_is_404_and_rejected_charge_is_409(client: httpx.As
         await client.post(measurements_url(999_999), json={"items": [{"parameter": "x", "value": 1}]}), 404
     )
     charge_id = await new_charge(client, 1)
+    await given_spec(client, "x")
     await post_one(client, charge_id, "x", 1.0)
     await reject(client, charge_id)
     problem = assert_problem(await post_one(client, charge_id, "x", 2.0), 409)
@@ -198,6 +221,7 @@ async def test_unknown_charge_is_404_and_rejected_charge_is_409(client: httpx.As
 
 async def test_batch_is_stored_all_or_nothing_and_errors_name_the_item(client: httpx.AsyncClient) -> None:
     charge_id = await new_charge(client, 1)
+    await given_spec(client, "x")
     items: list[dict[str, Any]] = [
         {"parameter": "x", "value": float(i), "measured_at": at(i)} for i in range(5)
     ]
@@ -213,6 +237,7 @@ async def test_batch_is_stored_all_or_nothing_and_errors_name_the_item(client: h
 
 async def test_batch_size_is_bounded(client: httpx.AsyncClient) -> None:
     charge_id = await new_charge(client, 1)
+    await given_spec(client, "x")
     assert_problem(await client.post(measurements_url(charge_id), json={"items": []}), 422)
     item = {"parameter": "x", "value": 1.0}
     problem = assert_problem(
@@ -238,6 +263,7 @@ async def test_malformed_json_is_400_and_wrong_media_type_415(client: httpx.Asyn
 
 async def test_list_is_in_time_order_and_pages_return_every_row_once(client: httpx.AsyncClient) -> None:
     charge_id = await new_charge(client, 1)
+    await given_spec(client, "x", "y")
     # Out of time order on purpose, with ties broken by id.
     minutes = [5, 3, 3, 9, 0, 7, 3, 1, 8, 2, 6]
     items = [{"parameter": "x", "value": float(i), "measured_at": at(m)} for i, m in enumerate(minutes)]

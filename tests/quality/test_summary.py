@@ -8,9 +8,20 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.charges.helpers import assert_problem
-from tests.quality.helpers import SUMMARY, T0, at, measurements_url, new_charge, post_one, put_spec
+from tests.quality.helpers import (
+    SUMMARY,
+    T0,
+    at,
+    given_spec,
+    measurements_url,
+    new_charge,
+    post_one,
+    put_spec,
+    store_without_spec,
+)
 
 D2 = 1.128
 # Values in time order, posted in a different order so that only a time-ordered moving range matches.
@@ -99,11 +110,13 @@ async def test_one_sided_spec_gives_only_cpk_and_ppk(client: httpx.AsyncClient) 
     assert_row(row, want)
 
 
-async def test_without_spec_or_with_one_point_the_indices_are_null(client: httpx.AsyncClient) -> None:
+async def test_without_spec_or_with_one_point_the_indices_are_null(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     charge_id = await new_charge(client, 1)
-    await _post_shuffled(client, charge_id)
-    await post_one(client, charge_id, "weight_g", 12.5, measured_at=at(0))
+    await store_without_spec(sessions, charge_id, "diameter_mm", {i: SERIES[i] for i in POST_ORDER})
     await put_spec(client, "PUMP-A", "weight_g", lsl=10.0, usl=20.0)
+    assert (await post_one(client, charge_id, "weight_g", 12.5, measured_at=at(0))).status_code == 201
     rows = {row["parameter"]: row for row in await _summary(client)}
     diameter = rows["diameter_mm"]
     assert (diameter["lsl"], diameter["usl"], diameter["out_of_spec"]) == (None, None, 0)
@@ -124,6 +137,7 @@ async def test_series_of_a_product_joins_its_charges_in_time_order(client: httpx
     await put_spec(client, "PUMP-A", "diameter_mm", lsl=24.9, usl=25.1)
     first, second = await new_charge(client, 1), await new_charge(client, 2)
     other = await new_charge(client, 3, product_sku="VALVE-B")
+    await given_spec(client, "diameter_mm", product_sku="VALVE-B")
     for index, value in enumerate(SERIES):
         charge_id = first if index % 2 else second
         response = await post_one(client, charge_id, "diameter_mm", value, measured_at=at(index))
@@ -136,12 +150,14 @@ async def test_series_of_a_product_joins_its_charges_in_time_order(client: httpx
 
 async def test_filters_by_parameter_and_half_open_time_range(client: httpx.AsyncClient) -> None:
     charge_id = await new_charge(client, 1)
+    await put_spec(client, "PUMP-A", "diameter_mm", lsl=24.98, usl=25.03)
+    await given_spec(client, "weight_g")
     await _post_shuffled(client, charge_id)
     await _post_shuffled(client, charge_id, parameter="weight_g")
     window = {"from": at(2), "to": at(6), "parameter": "diameter_mm"}
     (row,) = await _summary(client, **window)
     assert row["parameter"] == "diameter_mm"
-    assert_row(row, expected(SERIES[2:6], None, None))
+    assert_row(row, expected(SERIES[2:6], 24.98, 25.03))
     assert await _summary(client, product_sku="NOTHING") == []
     assert await _summary(client, **{"from": at(100)}) == []
 
@@ -153,7 +169,7 @@ async def test_filters_by_parameter_and_half_open_time_range(client: httpx.Async
         {"from": "2026-04-01T06:00:00+00:00", "to": "2026-04-01T06:00:00+00:00"},
         {"from": "2026-04-01T06:00:00"},
         {"parameter": "Not-A-Name"},
-        {"product_sku": "bad sku"},
+        {"product_sku": "bad;sku"},
         {"since": T0.isoformat()},
     ],
 )
@@ -182,10 +198,13 @@ async def test_new_measurement_and_spec_change_invalidate_the_cached_summary(
         assert (row["lsl"], row["usl"], row["out_of_spec"]) == (24.0, 26.0, 0)
 
 
-async def test_deleting_a_charge_removes_its_measurements_from_the_summary(client: httpx.AsyncClient) -> None:
+async def test_a_charge_with_measurements_is_not_deleted_and_stays_in_the_summary(
+    client: httpx.AsyncClient,
+) -> None:
     charge_id = await new_charge(client, 1)
+    await given_spec(client, "diameter_mm")
     await _post_shuffled(client, charge_id)
     assert [row["n"] for row in await _summary(client, product_sku="PUMP-A")] == [8]
-    assert (await client.delete(f"/api/v1/charges/{charge_id}")).status_code == 204
-    assert await _summary(client, product_sku="PUMP-A") == []
-    assert await _summary(client) == []
+    assert_problem(await client.delete(f"/api/v1/charges/{charge_id}"), 409)
+    assert [row["n"] for row in await _summary(client, product_sku="PUMP-A")] == [8]
+    assert [row["n"] for row in await _summary(client)] == [8]

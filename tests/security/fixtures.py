@@ -19,6 +19,16 @@ from tests.conftest import BASE_URL, TEST_ADMIN_KEY, bearer, sqlite_url
 Serve = Callable[..., AbstractAsyncContextManager[Starlette]]
 
 
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def sqlite_database(tmp_path: Path, sqlite_template: Path) -> str:
     path = tmp_path / "security.sqlite3"

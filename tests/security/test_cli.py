@@ -16,7 +16,7 @@ from erp_api.db import create_engine, create_session_factory
 from erp_api.security.key_store import KeyStore
 from erp_api.security.principal import Principal
 from erp_api.settings import load_settings
-from tests.integration.server import ROOT
+from testing.processes import ROOT
 
 
 def authenticate(database_url: str, key: str) -> Principal | None:

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from erp_api.http import API_PREFIX as API
 from tests.charges.helpers import assert_problem
 from tests.conftest import TEST_ADMIN_KEY
 from tests.security.fixtures import Serve, http
@@ -63,7 +64,7 @@ async def test_huge_numbers_and_strings_are_4xx(client: httpx.AsyncClient) -> No
     for quantity in (b"1" * 100_000, b'"' + b"9" * 100_000 + b'"', b"1e999999"):
         body = b'{"charge_number":"CH-2026-1","product_sku":"A","quantity":' + quantity
         body += b',"unit":"pcs","line":"L1","produced_at":"2026-01-01T00:00:00Z"}'
-        response = await client.post("/api/v1/charges", content=body, headers=JSON)
+        response = await client.post(f"{API}/charges", content=body, headers=JSON)
         assert response.status_code in (400, 422), response.text[:200]
 
 
@@ -72,7 +73,7 @@ async def test_a_database_error_is_a_bare_500_with_no_sql_or_trace(serve: Serve)
         async with app.state.resources.engine.begin() as connection:
             await connection.execute(text("DROP TABLE charge_status_changes"))
             await connection.execute(text("DROP TABLE charges"))
-        for response in (await admin.get("/api/v1/charges/1"), await admin.get("/api/v1/charges")):
+        for response in (await admin.get(f"{API}/charges/1"), await admin.get(f"{API}/charges")):
             problem = assert_problem(response, 500)
             assert set(problem) == {"type", "title", "status", "detail", "instance"}
             for leak in ("charges", "SELECT", "sqlite", "Traceback", "Error"):
@@ -112,7 +113,7 @@ async def call(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
 async def test_control_characters_in_a_path_or_header_stay_inside_one_log_line(
     serve: Serve, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hostile_path = '/api/v1/charges/1\n{"event":"forged"}\r\n\x1b[31m\x00'
+    hostile_path = API + '/charges/1\n{"event":"forged"}\r\n\x1b[31m\x00'
     async with serve(access_log=True) as app:
         capsys.readouterr()
         status = await call(

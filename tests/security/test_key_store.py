@@ -8,19 +8,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from erp_api.db import create_engine, create_session_factory
 from erp_api.errors import Conflict, NotFound
+from erp_api.http import API_PREFIX as API
 from erp_api.security.key_store import Ensured, KeyStore
 from erp_api.security.keys import PREFIX_LENGTH, generate_key
 from erp_api.security.models import ApiKey
+from erp_api.security.principal import Principal
 from erp_api.security.roles import Role
 from erp_api.settings import load_settings
 from tests.charges.helpers import assert_problem
 from tests.conftest import TEST_ADMIN_KEY
-from tests.security.fixtures import Serve, http, new_key
+from tests.security.fixtures import Clock, Serve, http, new_key
 
 
 class CountingSessions:
@@ -39,15 +41,72 @@ class CountingSessions:
         return self._sessions.begin()
 
 
+class KeyQueries:
+    """Counts the statements that read the api_keys table (a SQLAlchemy event listener)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._executed)
+
+    def _executed(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "api_keys" in statement:
+            self.count += 1
+
+
+class Lookups:
+    """Stands in for a store's database lookup: counts calls, and can hold answers or fail.
+
+    An answer is read first and then held at ``gate``: a held answer is a slow database, and may be
+    stale by the time it arrives.
+    """
+
+    def __init__(self, keys: KeyStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._read = keys._lookup
+        self.calls = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.failure: Exception | None = None
+        self.answered = asyncio.Event()
+        """Set once a lookup has read its answer (before the gate)."""
+        self._running: list[asyncio.Task[Any]] = []
+        monkeypatch.setattr(keys, "_lookup", self)
+
+    async def __call__(self, prefix: str, digest: str) -> Principal | None:
+        self.calls += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.append(task)
+        if self.failure is not None:
+            raise self.failure
+        principal = await self._read(prefix, digest)
+        self.answered.set()
+        await self.gate.wait()
+        return principal
+
+    async def finish(self) -> None:
+        """Let every held lookup answer, and wait until each has stored its answer."""
+        self.gate.set()
+        await asyncio.sleep(0)  # a lookup started a moment ago runs up to its first wait, so is listed
+        await asyncio.gather(*self._running, return_exceptions=True)
+        self._running.clear()
+
+
 @pytest.fixture
-async def sessions(sqlite_database: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def engine(sqlite_database: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(load_settings(database_url=sqlite_database))
-    yield create_session_factory(engine)
+    yield engine
     await engine.dispose()
 
 
-def store(sessions: Any, ttl: float = 60.0) -> KeyStore:
-    return KeyStore(sessions, cache_ttl_seconds=ttl, cache_max_entries=100)
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
+
+
+def store(sessions: Any, ttl: float = 60.0, clock: Clock | None = None) -> KeyStore:
+    if clock is None:
+        return KeyStore(sessions, cache_ttl_seconds=ttl, cache_max_entries=100)
+    return KeyStore(sessions, cache_ttl_seconds=ttl, cache_max_entries=100, clock=clock)
 
 
 async def test_a_key_is_stored_only_as_its_sha256_digest(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -111,21 +170,150 @@ async def test_a_revoked_key_is_refused_once_the_cache_ttl_has_passed(serve: Ser
     async with serve(auth_cache_ttl_seconds=0.3) as app:
         key = await new_key(app, "viewer")
         async with http(app, key) as client:
-            assert (await client.get("/api/v1/charges")).status_code == 200
+            assert (await client.get(f"{API}/charges")).status_code == 200
             # Revoked elsewhere (the command line, another worker): this worker trusts its cache until the TTL.
             other_worker = KeyStore(app.state.resources.sessions, cache_ttl_seconds=0, cache_max_entries=1)
             await other_worker.revoke(key[:PREFIX_LENGTH])
-            assert (await client.get("/api/v1/charges")).status_code == 200
+            assert (await client.get(f"{API}/charges")).status_code == 200
             await asyncio.sleep(0.35)
-            response = await client.get("/api/v1/charges")
+            response = await client.get(f"{API}/charges")
             assert_problem(response, 401)
             assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_concurrent_requests_for_an_expired_key_share_one_database_query(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    clock = Clock()
+    keys = store(sessions, ttl=10, clock=clock)
+    row, key = await keys.create(role=Role.OPERATOR, name="line 3 tablet")
+    queries = KeyQueries(engine)
+    principals = await asyncio.gather(*(keys.authenticate(key) for _ in range(100)))
+    assert queries.count == 1, "a cold key: one query for 100 concurrent requests"
+    clock.now += 10
+    principals += await asyncio.gather(*(keys.authenticate(key) for _ in range(100)))
+    assert queries.count == 2, "an expired key: one query for 100 concurrent requests"
+    assert {principal.key_id if principal else None for principal in principals} == {row.id}
+
+
+async def test_requests_arriving_over_the_http_stack_after_expiry_cost_one_query(serve: Serve) -> None:
+    async with serve(auth_cache_ttl_seconds=0.3) as app:
+        key = await new_key(app, "viewer")
+        queries = KeyQueries(app.state.resources.engine)
+        async with http(app, key) as client:
+            assert (await client.get(f"{API}/charges")).status_code == 200
+            await asyncio.sleep(0.35)
+            before = queries.count
+            responses = await asyncio.gather(*(client.get(f"{API}/charges") for _ in range(100)))
+    assert [response.status_code for response in responses] == [200] * 100
+    assert queries.count - before == 1
+
+
+async def test_a_key_in_use_is_refreshed_ahead_so_no_request_waits_for_the_database(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    keys = store(sessions, ttl=10, clock=clock)
+    row, key = await keys.create(role=Role.VIEWER, name="dashboard")
+    lookups = Lookups(keys, monkeypatch)
+    await keys.authenticate(key)
+    await lookups.finish()
+    waited = 0
+    for step in range(1, 121):  # a minute of use, every half second, with a database slow to answer
+        clock.now += 0.5
+        lookups.gate.clear()
+        requests = [asyncio.create_task(keys.authenticate(key)) for _ in range(5)]
+        await asyncio.sleep(0)  # one turn of the loop: answers from memory are complete now
+        waited += sum(not request.done() for request in requests)
+        await lookups.finish()
+        principals = await asyncio.gather(*requests)
+        assert all(principal is not None and principal.key_id == row.id for principal in principals), step
+    assert waited == 0
+    # The first lookup, then one refresh per 8 s of use (at 80 % of the 10 s TTL), shared by its requests.
+    assert lookups.calls == 1 + 7
+
+
+async def test_a_refresh_that_finds_the_key_revoked_stops_it_within_the_ttl(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    keys = store(sessions, ttl=10, clock=clock)
+    _row, key = await keys.create(role=Role.VIEWER, name="v")
+    lookups = Lookups(keys, monkeypatch)
+    assert await keys.authenticate(key) is not None
+    clock.now += 1
+    await store(sessions, ttl=0).revoke(key[:PREFIX_LENGTH])  # elsewhere: another worker, the CLI
+    clock.now += 7.5
+    assert await keys.authenticate(key) is not None, "still within the TTL of the last lookup"
+    await lookups.finish()
+    assert lookups.calls == 2
+    assert await keys.authenticate(key) is None, "the refresh read the revocation"
+
+
+async def test_a_refresh_that_cannot_reach_the_database_does_not_extend_the_ttl(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    keys = store(sessions, ttl=10, clock=clock)
+    _row, key = await keys.create(role=Role.VIEWER, name="v")
+    lookups = Lookups(keys, monkeypatch)
+    assert await keys.authenticate(key) is not None
+    await store(sessions, ttl=0).revoke(key[:PREFIX_LENGTH])
+    lookups.failure = OSError("database unreachable")
+    for _ in range(4):  # 8.0, 8.5, 9.0, 9.5 s: each hit is due and its background refresh fails
+        clock.now += 8 if lookups.calls == 1 else 0.5
+        assert await keys.authenticate(key) is not None
+        await lookups.finish()
+    assert lookups.calls == 5
+    lookups.failure = None
+    clock.now += 0.5
+    assert await keys.authenticate(key) is None, "expired at its TTL; the next lookup reads the revocation"
+
+
+async def test_revoking_in_this_process_stops_the_key_at_once_even_while_a_refresh_is_running(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    keys = store(sessions, ttl=10, clock=clock)
+    _row, key = await keys.create(role=Role.VIEWER, name="v")
+    lookups = Lookups(keys, monkeypatch)
+    assert await keys.authenticate(key) is not None
+    lookups.gate.clear()
+    clock.now += 9
+    lookups.answered.clear()
+    assert await keys.authenticate(key) is not None
+    await asyncio.sleep(0)
+    assert lookups.calls == 2, "the hit started a refresh"
+    await lookups.answered.wait()  # which has read the key, still active, and is held
+    await keys.revoke(key[:PREFIX_LENGTH])
+    lookups.gate.set()
+    assert await keys.authenticate(key) is None, "a new lookup, not the one that read the key before"
+    await lookups.finish()
+    assert await keys.authenticate(key) is None, "the stale refresh did not store its answer"
+    assert lookups.calls == 3
+
+
+async def test_close_cancels_the_lookups_still_running(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    keys = store(sessions, ttl=10, clock=clock)
+    _row, key = await keys.create(role=Role.VIEWER, name="v")
+    lookups = Lookups(keys, monkeypatch)
+    await keys.authenticate(key)
+    lookups.gate.clear()
+    clock.now += 9
+    await keys.authenticate(key)
+    await asyncio.sleep(0)
+    assert lookups.calls == 2
+    await keys.close()
+    assert all(task.done() for task in lookups._running)
 
 
 async def test_the_bootstrap_admin_key_is_created_once_and_works(serve: Serve) -> None:
     for _start in range(2):
         async with serve() as app, http(app, TEST_ADMIN_KEY) as admin:
-            assert (await admin.get("/api/v1/keys")).status_code == 200
+            assert (await admin.get(f"{API}/keys")).status_code == 200
     keys = await app.state.resources.security.keys.list_keys(include_revoked=True)
     assert [key.role for key in keys if key.prefix == TEST_ADMIN_KEY[:PREFIX_LENGTH]] == ["admin"]
 
@@ -134,7 +322,7 @@ async def test_a_revoked_bootstrap_key_stays_revoked_after_a_restart(serve: Serv
     async with serve() as app:
         await app.state.resources.security.keys.revoke(TEST_ADMIN_KEY[:PREFIX_LENGTH])
     async with serve() as app, http(app, TEST_ADMIN_KEY) as admin:
-        assert_problem(await admin.get("/api/v1/keys"), 401)
+        assert_problem(await admin.get(f"{API}/keys"), 401)
 
 
 async def test_ensure_reports_what_it_did(sessions: async_sessionmaker[AsyncSession]) -> None:

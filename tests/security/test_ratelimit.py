@@ -8,18 +8,10 @@ import orjson
 import pytest
 
 from erp_api.security.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter, redis_client
+from testing.processes import free_port
 from tests import services
 from tests.charges.helpers import assert_problem
-from tests.integration.server import free_port
-from tests.security.fixtures import Serve, http, new_key
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.security.fixtures import Clock, Serve, http, new_key
 
 
 def test_memory_limiter_allows_the_limit_then_refuses_until_one_interval_has_passed() -> None:
@@ -107,6 +99,26 @@ async def test_redis_limiter_is_gcra_shared_by_every_limiter_on_the_prefix(redis
     finally:
         for client in clients:
             await client.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_take_grants_what_fits_and_takes_back_unused_places(redis_prefix: str) -> None:
+    client = redis_client(services.REDIS_URL, timeout_seconds=1, max_connections=2)
+    try:
+        limiter = RedisLimiter(client, 3600, redis_prefix)
+        first = await limiter.take("key:9", 10, wanted=4)
+        assert (first.granted, first.remaining) == (4, 6)
+        second = await limiter.take("key:9", 10, wanted=8)
+        assert (second.granted, second.remaining) == (6, 0), "as many as fit"
+        refused = await limiter.take("key:9", 10, wanted=3)
+        assert refused.granted == 0 and 359 < refused.retry_after_seconds <= 360
+        assert 3599 < refused.reset_seconds <= 3600
+        given_back = await limiter.take("key:9", 10, wanted=2, given_back=3)
+        assert (given_back.granted, given_back.remaining) == (2, 1)
+        assert (await limiter.take("key:9", 10, wanted=0, given_back=1)).granted == 0
+        assert (await limiter.hit("key:9", 10)).remaining == 1, "a refused call still takes places back"
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.redis

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.server import ROOT
+from testing.processes import ROOT
 
 pytestmark = pytest.mark.slow
 

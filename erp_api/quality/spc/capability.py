@@ -3,16 +3,69 @@
 Cp = (USL - LSL) / (6 s) and Cpk = min(USL - mean, mean - LSL) / (3 s) with the within-subgroup
 (short-term) s = MR-bar / 1.128, the individuals chart's sigma; Pp and Ppk are the same with the sample
 standard deviation (n - 1 in the denominator). They always describe the data itself, never a baseline.
+
+:func:`capability_report` is the full study (Minitab's "Capability Analysis (Normal)"), conventions:
+
+- sigma_within: with subgroups holding d = sum (n_i - 1) > 0 degrees of freedom, Minitab's pooled
+  standard deviation sqrt(sum_i sum_j (x_ij - xbar_i)^2 / d) / c4(d + 1) (method "pooled_sd");
+  otherwise (individual values, or subgroups of one) MR-bar / d2(2) over the values in order (method
+  "moving_range"). sigma_overall: the sample standard deviation of all values (n - 1).
+- Cp, Cpk, CPL, CPU from sigma_within; Pp, Ppk, PPL, PPU from sigma_overall; CPL = (mean - LSL) / 3s,
+  CPU = (USL - mean) / 3s, Cpk = min of those defined. One spec limit: only its one-sided indices
+  (Cp and Pp need both limits and are ``None``).
+- Cpm (Minitab, with a target T): min over the given limits of (USL - T) / 3 tau and (T - LSL) / 3 tau,
+  tau = sqrt(sum (x - T)^2 / (n - 1)); with T midway between two limits it is (USL - LSL) / 6 tau.
+- 95 % intervals with n the number of values: Cp and Pp by the chi-square interval
+  Cp sqrt(chi2_{0.025, n-1} / (n - 1)) .. Cp sqrt(chi2_{0.975, n-1} / (n - 1)); Cpk and Ppk by Bissell's
+  (1990) normal approximation Cpk -/+ z_{0.975} sqrt(1 / (9n) + Cpk^2 / (2 (n - 1))) (as qcc).
+- PPM (parts per million outside the limits): observed counts x < LSL and x > USL (a value on a limit
+  is in spec); expected from a normal with the mean and sigma_within or sigma_overall.
+- Normality: Anderson-Darling (:mod:`~erp_api.quality.spc.normality`); histogram:
+  :mod:`~erp_api.quality.spc.histogram`.
+- Warnings: ``too_few_points`` (n < 2: every figure is ``None``), ``n_below_30``, ``no_spec_limits``,
+  ``one_sided``, ``zero_sigma`` (a sigma is 0: its indices and expected PPM are ``None``),
+  ``not_normal`` (Anderson-Darling p < 0.05), ``rule_violations_present`` (the caller says the process
+  is not in control, so the indices do not predict), ``target_outside_spec``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
-from erp_api.quality.spc.chart import D2, FloatArray, Values, as_series, finite_or_none, moving_range_mean
+from erp_api.quality.spc.chart import (
+    D2,
+    FloatArray,
+    Values,
+    as_series,
+    finite_or_none,
+    moving_range_mean,
+    series_mean,
+)
+from erp_api.quality.spc.constants import c4
+from erp_api.quality.spc.distributions import chi2_ppf, normal_cdf, normal_ppf, normal_sf
+from erp_api.quality.spc.histogram import Histogram, histogram
+from erp_api.quality.spc.normality import AndersonDarling, anderson_darling
+
+CONFIDENCE = 0.95
+NOT_NORMAL_BELOW = 0.05
+SigmaWithinMethod = Literal["pooled_sd", "moving_range"]
+CapabilityWarning = Literal[
+    "too_few_points",
+    "n_below_30",
+    "no_spec_limits",
+    "one_sided",
+    "zero_sigma",
+    "not_normal",
+    "rule_violations_present",
+    "target_outside_spec",
+]
+# Warnings are listed in this order.
+WARNINGS: tuple[CapabilityWarning, ...] = get_args(CapabilityWarning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +130,259 @@ def process_capability(values: Values, lsl: float | None = None, usl: float | No
     cp, cpk = capability_indices(mean, sigma_within, lsl, usl)
     pp, ppk = capability_indices(mean, _sample_std(series, mr_bar), lsl, usl)
     return Capability(cp=cp, cpk=cpk, pp=pp, ppk=ppk)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A two-sided confidence interval."""
+
+    lower: float
+    upper: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ppm:
+    """Parts per million below the LSL, above the USL, and in all; a side without a limit is ``None``."""
+
+    below: float | None
+    above: float | None
+    total: float
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityReport:
+    """A capability study of one characteristic (see the module docstring); JSON-safe."""
+
+    n: int
+    mean: float | None
+    lsl: float | None
+    usl: float | None
+    target: float | None
+    sigma_within: float | None
+    sigma_within_method: SigmaWithinMethod | None
+    sigma_overall: float | None
+    cp: float | None = None
+    cpk: float | None = None
+    cpl: float | None = None
+    cpu: float | None = None
+    pp: float | None = None
+    ppk: float | None = None
+    ppl: float | None = None
+    ppu: float | None = None
+    cpm: float | None = None
+    cp_ci: Interval | None = None
+    cpk_ci: Interval | None = None
+    pp_ci: Interval | None = None
+    ppk_ci: Interval | None = None
+    ppm_observed: Ppm | None = None
+    ppm_expected_within: Ppm | None = None
+    ppm_expected_overall: Ppm | None = None
+    anderson_darling: AndersonDarling | None = None
+    histogram: Histogram | None = None
+    warnings: list[CapabilityWarning] = field(default_factory=list)
+
+
+def sigma_within(
+    values: Values | None = None, *, subgroups: Sequence[Values] | None = None
+) -> tuple[float | None, SigmaWithinMethod | None]:
+    """(sigma, method): the pooled SD / c4(d + 1) of ``subgroups`` when d > 0, else MR-bar / d2."""
+    groups, series = _groups_and_series(values, subgroups)
+    degrees = sum(group.size - 1 for group in groups)
+    if degrees > 0:
+        with np.errstate(over="ignore", invalid="ignore"):
+            squares = sum(float(np.sum((group - _exact_mean(group)) ** 2)) for group in groups)
+            pooled = math.sqrt(squares / degrees) / c4(degrees + 1)
+        return finite_or_none(pooled), "pooled_sd"
+    mr_bar = moving_range_mean(series)
+    return (None, None) if mr_bar is None else (mr_bar / D2, "moving_range")
+
+
+def sigma_overall(values: Values) -> float | None:
+    """The sample standard deviation (n - 1); exactly 0 for constant data, ``None`` for n < 2."""
+    series = as_series(values)
+    if series.size < 2:
+        return None
+    if series.min() == series.max():
+        return 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        return finite_or_none(float(np.std(series, ddof=1)))
+
+
+def one_sided_indices(
+    mean: float, sigma: float | None, lsl: float | None, usl: float | None
+) -> tuple[float | None, float | None]:
+    """(lower, upper) one-sided indices (mean - LSL) / 3 sigma and (USL - mean) / 3 sigma."""
+    if sigma is None or sigma <= 0:
+        return None, None
+    lower = None if lsl is None else finite_or_none((mean - lsl) / (3 * sigma))
+    upper = None if usl is None else finite_or_none((usl - mean) / (3 * sigma))
+    return lower, upper
+
+
+def cpm_index(values: Values, target: float, lsl: float | None, usl: float | None) -> float | None:
+    """Minitab's Cpm about ``target``; ``None`` without limits, n < 2, or every value on the target."""
+    series = as_series(values)
+    distances = [distance for distance in (_gap(target, usl), _gap(lsl, target)) if distance is not None]
+    if not distances or series.size < 2:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        tau = math.sqrt(float(np.sum((series - target) ** 2)) / (series.size - 1))
+    if tau == 0 or not math.isfinite(tau):
+        return None
+    return finite_or_none(min(distances) / (3 * tau))
+
+
+def cp_interval(cp: float | None, n: int, confidence: float = CONFIDENCE) -> Interval | None:
+    """The chi-square interval of Cp (or Pp) from n values; ``None`` without an index or for n < 2."""
+    if cp is None or n < 2:
+        return None
+    alpha, df = 1 - confidence, n - 1
+    lower = cp * math.sqrt(chi2_ppf(alpha / 2, df) / df)
+    upper = cp * math.sqrt(chi2_ppf(1 - alpha / 2, df) / df)
+    return _interval(lower, upper)
+
+
+def cpk_interval(cpk: float | None, n: int, confidence: float = CONFIDENCE) -> Interval | None:
+    """Bissell's interval of Cpk (or Ppk) from n values; ``None`` without an index or for n < 2."""
+    if cpk is None or n < 2:
+        return None
+    half = normal_ppf(1 - (1 - confidence) / 2) * math.sqrt(1 / (9 * n) + cpk * cpk / (2 * (n - 1)))
+    return _interval(cpk - half, cpk + half)
+
+
+def expected_ppm(mean: float, sigma: float | None, lsl: float | None, usl: float | None) -> Ppm | None:
+    """PPM a normal(mean, sigma) puts below LSL and above USL; ``None`` without limits or for sigma 0."""
+    if sigma is None or sigma <= 0 or (lsl is None and usl is None):
+        return None
+    below = None if lsl is None else 1e6 * normal_cdf((lsl - mean) / sigma)
+    above = None if usl is None else 1e6 * normal_sf((usl - mean) / sigma)
+    return Ppm(below=below, above=above, total=(below or 0.0) + (above or 0.0))
+
+
+def observed_ppm(values: Values, lsl: float | None, usl: float | None) -> Ppm | None:
+    """PPM of ``values`` strictly below LSL and strictly above USL; ``None`` without limits or values."""
+    series = as_series(values)
+    if series.size == 0 or (lsl is None and usl is None):
+        return None
+    below = None if lsl is None else 1e6 * int(np.count_nonzero(series < lsl)) / series.size
+    above = None if usl is None else 1e6 * int(np.count_nonzero(series > usl)) / series.size
+    return Ppm(below=below, above=above, total=(below or 0.0) + (above or 0.0))
+
+
+def capability_report(
+    values: Values | None = None,
+    *,
+    subgroups: Sequence[Values] | None = None,
+    lsl: float | None = None,
+    usl: float | None = None,
+    target: float | None = None,
+    rule_violations_present: bool = False,
+) -> CapabilityReport:
+    """The capability study of ``values`` (individuals) or ``subgroups`` (see the module docstring).
+
+    Raises ``ValueError`` for non-finite input, LSL >= USL, a non-finite target, or both or neither of
+    ``values`` and ``subgroups``.
+    """
+    _check_spec_limits(lsl, usl)
+    if target is not None and not math.isfinite(target):
+        raise ValueError("target must be finite")
+    _, series = _groups_and_series(values, subgroups)
+    n = int(series.size)
+    raised: set[CapabilityWarning] = set()
+    if n < 2:
+        raised.add("too_few_points")
+    if n < 30:
+        raised.add("n_below_30")
+    if lsl is None and usl is None:
+        raised.add("no_spec_limits")
+    elif lsl is None or usl is None:
+        raised.add("one_sided")
+    if target is not None and ((lsl is not None and target < lsl) or (usl is not None and target > usl)):
+        raised.add("target_outside_spec")
+    if rule_violations_present:
+        raised.add("rule_violations_present")
+    mean = series_mean(series)
+    if n < 2 or mean is None:
+        return CapabilityReport(
+            n=n,
+            mean=None,
+            lsl=lsl,
+            usl=usl,
+            target=target,
+            sigma_within=None,
+            sigma_within_method=None,
+            sigma_overall=None,
+            warnings=_ordered(raised),
+        )
+    within, method = sigma_within(values, subgroups=subgroups)
+    overall = sigma_overall(series)
+    if within == 0 or overall == 0:
+        raised.add("zero_sigma")
+    normality = anderson_darling(series)
+    if normality is not None and normality.p_value < NOT_NORMAL_BELOW:
+        raised.add("not_normal")
+    cp, cpk = capability_indices(mean, within, lsl, usl)
+    pp, ppk = capability_indices(mean, overall, lsl, usl)
+    cpl, cpu = one_sided_indices(mean, within, lsl, usl)
+    ppl, ppu = one_sided_indices(mean, overall, lsl, usl)
+    return CapabilityReport(
+        n=n,
+        mean=mean,
+        lsl=lsl,
+        usl=usl,
+        target=target,
+        sigma_within=within,
+        sigma_within_method=method,
+        sigma_overall=overall,
+        cp=cp,
+        cpk=cpk,
+        cpl=cpl,
+        cpu=cpu,
+        pp=pp,
+        ppk=ppk,
+        ppl=ppl,
+        ppu=ppu,
+        cpm=None if target is None else cpm_index(series, target, lsl, usl),
+        cp_ci=cp_interval(cp, n),
+        cpk_ci=cpk_interval(cpk, n),
+        pp_ci=cp_interval(pp, n),
+        ppk_ci=cpk_interval(ppk, n),
+        ppm_observed=observed_ppm(series, lsl, usl),
+        ppm_expected_within=expected_ppm(mean, within, lsl, usl),
+        ppm_expected_overall=expected_ppm(mean, overall, lsl, usl),
+        anderson_darling=normality,
+        histogram=histogram(series),
+        warnings=_ordered(raised),
+    )
+
+
+def _groups_and_series(
+    values: Values | None, subgroups: Sequence[Values] | None
+) -> tuple[list[FloatArray], FloatArray]:
+    if (values is None) == (subgroups is None):
+        raise ValueError("give either values or subgroups")
+    if subgroups is None:
+        series = as_series(values if values is not None else [])
+        return [], series
+    groups = [as_series(group) for group in subgroups]
+    if any(group.size == 0 for group in groups):
+        raise ValueError("every subgroup needs at least one value")
+    return groups, np.concatenate(groups) if groups else np.zeros(0)
+
+
+def _gap(low: float | None, high: float | None) -> float | None:
+    return None if low is None or high is None else high - low
+
+
+def _ordered(raised: set[CapabilityWarning]) -> list[CapabilityWarning]:
+    return [warning for warning in WARNINGS if warning in raised]
+
+
+def _exact_mean(group: FloatArray) -> float:
+    # A constant subgroup's deviations must be exactly 0, which a float mean can miss by an ulp.
+    return float(group[0]) if group.min() == group.max() else float(np.mean(group))
+
+
+def _interval(lower: float, upper: float) -> Interval | None:
+    low, high = finite_or_none(lower), finite_or_none(upper)
+    return None if low is None or high is None else Interval(lower=low, upper=high)

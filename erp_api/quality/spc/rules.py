@@ -188,6 +188,23 @@ _RULES: Mapping[RuleName, Callable[[_Chart], BoolArray]] = {
     "WE3": _four_of_five_beyond_1_sigma,
     "WE4": _eight_on_one_side,
 }
+# How many consecutive points each rule's pattern spans (m above): the points an alert names, and
+# why a check of new points needs at most RULE_LOOKBACK points before each of them.
+RULE_WINDOWS: Mapping[RuleName, int] = {
+    "N1": 1,
+    "N2": 9,
+    "N3": 6,
+    "N4": 14,
+    "N5": 3,
+    "N6": 5,
+    "N7": 15,
+    "N8": 8,
+    "WE1": 1,
+    "WE2": 3,
+    "WE3": 5,
+    "WE4": 8,
+}
+RULE_LOOKBACK = max(RULE_WINDOWS.values()) - 1
 _ZONE_RULES: frozenset[RuleName] = frozenset({"N1", "N5", "N6", "N7", "N8", "WE1", "WE2", "WE3"})
 # The exact definition of each rule, for API consumers: the docstring of the function implementing it.
 RULE_DEFINITIONS: Mapping[RuleName, str] = {

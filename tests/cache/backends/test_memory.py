@@ -144,3 +144,34 @@ async def test_forgotten_version_makes_its_entries_a_miss_not_a_stale_hit() -> N
 def test_bounds_must_be_positive(entries: int, size: int) -> None:
     with pytest.raises(ValueError):
         MemoryBackend(max_entries=entries, max_bytes=size)
+
+
+async def test_discarded_version_keys_invalidate_entries_and_captures_taken_before() -> None:
+    backend = MemoryBackend()
+    await put(backend, "a", b"a", tags=("t",))
+    await put(backend, "b", b"b", tags=("u",))
+    in_flight = backend.capture_now(("p:epoch", "t"))  # a fill that read before the discard
+
+    backend.discard_versions(["t", "never-seen"])
+
+    assert not await present(backend, "a", ("t",))
+    assert await present(backend, "b", ("u",))
+    recaptured = backend.capture_now(("p:epoch", "t"))
+    assert recaptured != in_flight  # re-created at a newer clock value
+    assert backend.store_now("ns", "a", ("p:epoch", "t"), in_flight, Hit(RAW, b"old"), 60) is False
+    assert backend.store_now("ns", "a", ("p:epoch", "t"), recaptured, Hit(RAW, b"new"), 60) is True
+    assert backend.lookup("a", ("p:epoch", "t")) == Hit(RAW, b"new")
+
+
+async def test_clear_drops_everything_and_refuses_fills_captured_before() -> None:
+    backend = MemoryBackend()
+    await put(backend, "a", b"a", tags=("t",))
+    in_flight = backend.capture_now(("p:epoch", "t"))
+
+    backend.clear()
+
+    assert backend.size == (0, 0)
+    assert backend.lookup("a", ("p:epoch", "t")) is None
+    assert backend.store_now("ns", "a", ("p:epoch", "t"), in_flight, Hit(RAW, b"old"), 60) is False
+    backend.capture_now(("p:epoch", "t"))  # re-created after the clear: still not the old versions
+    assert backend.store_now("ns", "a", ("p:epoch", "t"), in_flight, Hit(RAW, b"old"), 60) is False

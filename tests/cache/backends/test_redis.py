@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from cache.backends.base import BackendUnavailable, Hit, Miss
 from cache.backends.redis import RedisBackend
 from cache.serializers import RAW
-from tests.cache.private_redis import free_port
-from tests.cache.tcp_proxy import TcpProxy
+from testing.processes import free_port
+from tests.tcp_proxy import BLACK_HOLE, TcpProxy
 
 pytestmark = pytest.mark.redis
 
@@ -26,13 +26,17 @@ async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-async def unresponsive() -> AsyncIterator[str]:
-    """A URL whose server accepts connections and never answers."""
-    proxy = TcpProxy("127.0.0.1", free_port())
-    await proxy.start()
-    proxy.cut()
-    yield f"redis://127.0.0.1:{proxy.port}/0"
-    await proxy.close()
+def hung_redis() -> Iterator[TcpProxy]:
+    """A server that accepts connections and never answers (a proxy cut in black-hole mode)."""
+    with TcpProxy(("127.0.0.1", free_port()), outage=BLACK_HOLE) as proxy:
+        proxy.cut()
+        yield proxy
+
+
+@pytest.fixture
+def unresponsive(hung_redis: TcpProxy) -> str:
+    """The URL of ``hung_redis``."""
+    return f"redis://127.0.0.1:{hung_redis.port}/0"
 
 
 async def store(backend: RedisBackend, prefix: str, tag: str, data: bytes, ttl: float = 60.0) -> None:
@@ -52,40 +56,49 @@ async def read(backend: RedisBackend, prefix: str, tag: str) -> Hit | Miss:
     return await backend.get(f"{prefix}:e:ns:k", (f"{prefix}:epoch", f"{prefix}:v:{tag}"))
 
 
-async def test_unresponsive_server_costs_one_socket_timeout_per_call(unresponsive: str) -> None:
+async def test_unresponsive_server_costs_one_socket_timeout_per_call(
+    hung_redis: TcpProxy, unresponsive: str
+) -> None:
     backend = RedisBackend(unresponsive, socket_timeout=0.2, socket_connect_timeout=0.2)
     try:
-        for call in (backend.ping(), backend.get("k", ("v",)), backend.invalidate("c", ("v",))):
-            started = time.monotonic()
-            with pytest.raises(BackendUnavailable):
-                await call
-            assert 0.15 < time.monotonic() - started < 0.6  # one timeout, no retries
+        calls = (backend.ping(), backend.get("k", ("v",)), backend.invalidate("c", ("v",)))
+        for made, call in enumerate(calls, start=1):
+            async with asyncio.timeout(30):  # a hang guard: the socket timeout ends each call
+                with pytest.raises(BackendUnavailable) as failure:
+                    await call
+            assert isinstance(failure.value.__cause__, redis.exceptions.TimeoutError)  # it waited...
+            assert hung_redis.black_holed == made  # ...once: one connection per call, no retries
     finally:
         await backend.close()
 
 
 async def test_refused_connection_fails_fast() -> None:
-    backend = RedisBackend(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=2, socket_connect_timeout=2)
+    # Timeouts far beyond the hang guard: only a call that does not wait for them can pass.
+    backend = RedisBackend(
+        f"redis://127.0.0.1:{free_port()}/0", socket_timeout=600, socket_connect_timeout=600
+    )
     try:
-        started = time.monotonic()
-        with pytest.raises(BackendUnavailable):
-            await backend.get("k", ("v",))
-        assert time.monotonic() - started < 1.0
+        async with asyncio.timeout(30):
+            with pytest.raises(BackendUnavailable) as failure:
+                await backend.get("k", ("v",))
+        assert isinstance(failure.value.__cause__, redis.exceptions.ConnectionError)  # refused
     finally:
         await backend.close()
 
 
-async def test_waiting_for_a_pooled_connection_is_bounded(unresponsive: str) -> None:
-    backend = RedisBackend(unresponsive, max_connections=1, socket_timeout=1.0, pool_timeout=0.1)
+async def test_waiting_for_a_pooled_connection_is_bounded(hung_redis: TcpProxy, unresponsive: str) -> None:
+    backend = RedisBackend(unresponsive, max_connections=1, socket_timeout=3.0, pool_timeout=0.1)
     try:
-        hung = asyncio.ensure_future(backend.ping())  # holds the only connection for a second
-        await asyncio.sleep(0.05)
-        started = time.monotonic()
-        with pytest.raises(BackendUnavailable):
-            await backend.ping()
-        assert time.monotonic() - started < 0.5
-        with pytest.raises(BackendUnavailable):
-            await hung
+        hung = asyncio.ensure_future(backend.ping())  # holds the only connection until its timeout
+        async with asyncio.timeout(30):  # hang guards only
+            while not hung_redis.black_holed:  # noqa: ASYNC110 - polling a counter, no event to wait on
+                await asyncio.sleep(0.01)
+            with pytest.raises(BackendUnavailable, match="no free Redis connection"):
+                await backend.ping()
+            # The waiter gave up on the pool while the connection's holder was still waiting.
+            assert not hung.done()
+            with pytest.raises(BackendUnavailable):
+                await hung
     finally:
         await backend.close()
 

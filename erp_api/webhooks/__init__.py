@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions to events, and their signed, retried, logged delivery (Standard Webhooks)."""

@@ -1,0 +1,1 @@
+"""Tooling shared by tests, benchmarks and load runs (never shipped): real service processes."""

@@ -1,0 +1,297 @@
+"""The tiered backend in one process, each manager standing for a process of its own (its own
+connections and subscriber): hits from memory, invalidations over the channel, the fill race, the
+channel down, Redis restarted empty. The same guarantees across real processes: tests/cache/test_coherence.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import cast
+from urllib.parse import urlsplit
+
+import pytest
+
+from cache import CacheManager, RedisBackend, TieredBackend, build_backend
+from cache.backends.base import BackendUnavailable, Hit, Miss
+from cache.backends.redis import VersionedRead
+from cache.serializers import RAW
+from tests.cache.conftest import eventually
+from tests.cache.private_redis import PrivateRedis
+from tests.cache.relay import StallingRelay
+from tests.tcp_proxy import BLACK_HOLE, TcpProxy
+
+pytestmark = pytest.mark.redis
+
+WINDOW = 0.05
+
+
+class Database:
+    def __init__(self) -> None:
+        self.value = b"old"
+        self.loads = 0
+
+    async def load(self) -> bytes:
+        self.loads += 1
+        return self.value
+
+
+def tiered(url: str, *, channel_url: str | None = None) -> TieredBackend:
+    l2 = RedisBackend(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    return TieredBackend(l2, max_entries=100, coherence_window=WINDOW, channel_url=channel_url)
+
+
+def backend_of(manager: CacheManager) -> TieredBackend:
+    backend = manager._backend
+    assert isinstance(backend, TieredBackend)
+    return backend
+
+
+async def read(manager: CacheManager, db: Database) -> bytes:
+    return await manager.get_or_load("items", "the-item", db.load, tags=["item"])
+
+
+async def read_through_l1(manager: CacheManager, db: Database) -> bytes:
+    """Read until the value sits in this process's L1 (the channel subscribed, the copy made)."""
+    backend = backend_of(manager)
+    await read(manager, db)
+    await eventually(lambda: backend.channel.fresh_until > time.monotonic())
+    hits = backend.l1_hits
+    value = await read(manager, db)  # fills the L1 from Redis (subscribing cleared it)
+    while backend.l1_hits == hits:
+        value = await read(manager, db)
+    return value
+
+
+@pytest.fixture
+async def managers(redis_url: str, prefix: str) -> AsyncIterator[Callable[..., CacheManager]]:
+    made: list[CacheManager] = []
+
+    def make(url: str = redis_url, **kwargs: str) -> CacheManager:
+        manager = CacheManager(tiered(url, **kwargs), prefix=prefix, failure_threshold=100)
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        await manager.close()
+
+
+def test_build_backend_gives_a_tiered_backend_when_asked_for_an_l1() -> None:
+    backend = build_backend(
+        "redis", redis_url="redis://127.0.0.1:1/0", l1_max_entries=5, coherence_window=0.02
+    )
+    assert isinstance(backend, TieredBackend)
+    assert backend.coherence_window == 0.02
+    assert backend.l1.max_entries == 5
+    assert isinstance(build_backend("redis", redis_url="redis://127.0.0.1:1/0"), RedisBackend)
+
+
+async def test_hits_are_served_from_process_memory_without_a_round_trip(
+    managers: Callable[..., CacheManager],
+) -> None:
+    db = Database()
+    manager = managers()
+    backend = backend_of(manager)
+    assert await read_through_l1(manager, db) == b"old"
+    round_trips = 0
+    l2_read = backend.l2.read
+
+    async def counted(key: str, version_keys: tuple[str, ...]) -> VersionedRead:
+        nonlocal round_trips
+        round_trips += 1
+        return await l2_read(key, version_keys)
+
+    backend.l2.read = counted  # type: ignore[method-assign]
+    for _ in range(50):
+        assert await read(manager, db) == b"old"
+
+    assert round_trips <= 1  # a heartbeat may be late on a busy machine: then one read goes to Redis
+    assert db.loads == 1
+
+
+async def test_an_invalidation_is_never_served_from_the_l1_of_the_process_that_completed_it(
+    managers: Callable[..., CacheManager],
+) -> None:
+    db = Database()
+    manager = managers()
+    assert await read_through_l1(manager, db) == b"old"
+
+    db.value = b"new"
+    assert await manager.invalidate_tags(["item"]) is True
+
+    assert await read(manager, db) == b"new"  # at once: no waiting for its own message
+
+
+async def test_another_processs_invalidation_reaches_the_l1_over_the_channel(
+    managers: Callable[..., CacheManager],
+) -> None:
+    db = Database()
+    writer, reader = managers(), managers()
+    assert await read_through_l1(reader, db) == b"old"
+    messages = backend_of(reader).channel.messages
+
+    db.value = b"new"
+    assert await writer.invalidate_tags(["item"]) is True
+
+    await eventually(lambda: backend_of(reader).channel.messages > messages)
+    assert await read(reader, db) == b"new"
+
+
+async def test_a_copy_read_before_an_invalidation_is_not_kept_when_the_message_lands_first(
+    managers: Callable[..., CacheManager],
+) -> None:
+    db = Database()
+    writer, reader = managers(), managers()
+    assert await read_through_l1(reader, db) == b"old"
+    backend = backend_of(reader)
+    backend.l1.clear()  # the next read goes to Redis and makes a copy
+    gate = asyncio.Event()
+    answered = asyncio.Event()
+    l2_read = backend.l2.read
+
+    async def slow_read(key: str, version_keys: tuple[str, ...]) -> VersionedRead:
+        found = await l2_read(key, version_keys)  # Redis answers with the old entry...
+        answered.set()
+        await gate.wait()  # ...and the answer is handled only after the invalidation message
+        return found
+
+    backend.l2.read = slow_read  # type: ignore[method-assign]
+    before = asyncio.ensure_future(read(reader, db))
+    await answered.wait()
+    messages = backend.channel.messages
+    db.value = b"new"
+    assert await writer.invalidate_tags(["item"]) is True
+    await eventually(lambda: backend.channel.messages > messages)
+    gate.set()
+    backend.l2.read = l2_read  # type: ignore[method-assign]
+
+    assert await before == b"old"  # it started before the invalidation: allowed
+    assert backend.l1.size[0] == 0  # the copy was refused
+    assert await read(reader, db) == b"new"
+
+
+async def test_a_load_that_read_before_an_invalidation_is_not_kept(
+    managers: Callable[..., CacheManager],
+) -> None:
+    db = Database()
+    writer, reader = managers(), managers()
+    assert await read_through_l1(reader, db) == b"old"
+    assert await writer.invalidate_tags(["item"]) is True  # the reader's next read is a miss
+    await eventually(lambda: backend_of(reader).channel.messages > 0)
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_load() -> bytes:
+        value = db.value  # reads the data...
+        started.set()
+        await release.wait()  # ...and returns it after the next invalidation
+        return value
+
+    db.value = b"middle"
+    loading = asyncio.ensure_future(reader.get_or_load("items", "the-item", slow_load, tags=["item"]))
+    await started.wait()
+    db.value = b"new"
+    assert await writer.invalidate_tags(["item"]) is True
+    await eventually(lambda: backend_of(reader).channel.messages > 1)
+    release.set()
+
+    assert await loading == b"middle"
+    assert backend_of(reader).l1.size[0] == 0
+    assert await read(reader, db) == b"new"
+
+
+@pytest.fixture
+def channel_proxy(redis_url: str) -> Iterator[TcpProxy]:
+    parts = urlsplit(redis_url)
+    with TcpProxy((parts.hostname or "127.0.0.1", parts.port or 6379), outage=BLACK_HOLE) as proxy:
+        yield proxy
+
+
+async def test_with_the_channel_lagging_the_l1_is_bypassed_and_redis_reads_stay_version_checked(
+    managers: Callable[..., CacheManager], channel_relay: StallingRelay
+) -> None:
+    db = Database()
+    writer = managers()
+    reader = managers(channel_url=f"redis://127.0.0.1:{channel_relay.port}/0")
+    backend = backend_of(reader)
+    assert await read_through_l1(reader, db) == b"old"
+
+    channel_relay.stall()  # heartbeats (and messages) stop arriving; the connection stays open
+    await eventually(lambda: backend.channel.fresh_until < time.monotonic())  # within the window
+    db.value = b"new"
+    assert await writer.invalidate_tags(["item"]) is True
+    assert backend.l1.size[0] == 1  # the old copy is still there: its invalidation is held back
+
+    bypassed = backend.l1_bypassed
+    assert await read(reader, db) == b"new"  # at once: from Redis, where versions are checked
+    assert backend.l1_bypassed > bypassed
+
+    channel_relay.resume()  # the held-back message arrives, then the heartbeats
+    await eventually(lambda: backend.channel.fresh_until > time.monotonic())
+    assert backend.channel.subscriptions == 1  # the same subscription: nothing was lost
+    assert await read_through_l1(reader, db) == b"new"
+
+
+async def test_with_the_channel_cut_the_l1_is_dropped_and_refilled_after_subscribing_again(
+    managers: Callable[..., CacheManager], channel_proxy: TcpProxy
+) -> None:
+    db = Database()
+    writer = managers()
+    reader = managers(channel_url=f"redis://127.0.0.1:{channel_proxy.port}/0")
+    backend = backend_of(reader)
+    assert await read_through_l1(reader, db) == b"old"
+
+    channel_proxy.cut()  # the subscriber's connection is dropped; new ones hang
+    await eventually(lambda: backend.channel.losses >= 1)
+    assert backend.channel.fresh_until < time.monotonic()
+    db.value = b"new"
+    assert await writer.invalidate_tags(["item"]) is True  # a message the reader never gets
+    assert await read(reader, db) == b"new"
+
+    channel_proxy.restore()
+    await eventually(lambda: backend.channel.subscriptions >= 2)
+    assert await read_through_l1(reader, db) == b"new"
+
+
+async def test_after_redis_restarted_empty_no_copy_from_before_is_served(prefix: str) -> None:
+    server = PrivateRedis()
+    server.start()
+    db = Database()
+    manager = CacheManager(tiered(server.url), prefix=prefix, failure_threshold=100)
+    backend = backend_of(manager)
+    plain = RedisBackend(server.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    version_keys = manager.version_keys(["other"])
+    try:
+        assert await read_through_l1(manager, db) == b"old"
+        captured_before = await plain.capture(f"{prefix}:clock", version_keys)
+
+        server.stop()
+        db.value = b"new"  # changed while Redis was away; nobody could invalidate
+        await eventually(lambda: backend.channel.fresh_until < time.monotonic())
+        server.start()
+        await eventually(lambda: backend.channel.subscriptions >= 2)
+
+        assert await read(manager, db) == b"new"  # the L1 was cleared on subscribing again
+        with contextlib.suppress(BackendUnavailable):
+            await plain.ping()  # its pooled connection died with the server: the next one is new
+        # A store that captured its versions before the restart does not land after it.
+        await plain.set(
+            namespace="items",
+            key=f"{prefix}:e:items:late",
+            version_keys=version_keys,
+            versions=captured_before,
+            value=Hit(RAW, b"stale"),
+            ttl=60,
+        )
+        assert isinstance(await plain.get(f"{prefix}:e:items:late", version_keys), Miss)
+        after = await plain.capture(f"{prefix}:clock", version_keys)
+        assert all(
+            int(cast(bytes, new)) > int(cast(bytes, old))
+            for new, old in zip(after, captured_before, strict=True)
+        )
+    finally:
+        await manager.close()
+        await plain.close()
+        server.stop()
