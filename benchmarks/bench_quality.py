@@ -51,10 +51,10 @@ from erp_api.db import create_engine, create_session_factory
 from erp_api.demo import DEMO_SPECS, seed_charges, seed_quality
 from erp_api.migrate import upgrade
 from erp_api.quality.models import Measurement, QualitySpec
-from erp_api.quality.reconciliation import rebuild as rebuild_rollups
 from erp_api.quality.repository import MeasurementRepository
 from erp_api.quality.schemas import MeasurementListQuery, SummaryQuery, TrendQuery
 from erp_api.quality.service import QualityService
+from erp_api.quality.summaries.reconciliation import rebuild as rebuild_rollups
 from erp_api.settings import load_settings
 from testing.processes import running_server
 

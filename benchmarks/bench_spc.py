@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from erp_api.quality.chart_builder import chart_document
+from erp_api.quality.charts.builder import chart_document
 from erp_api.quality.schemas import ControlChartQuery
 from erp_api.quality.spc.capability import capability_report
 from erp_api.quality.spc.individuals import individuals_charts

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         return asyncio.run(run_key_command(args, settings))
     if args.command == "rollups":
-        from erp_api.quality.reconciliation import run_command
+        from erp_api.quality.summaries.reconciliation import run_command
 
         return asyncio.run(run_command(settings, args.action))
     if args.command == "migrate":

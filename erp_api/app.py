@@ -37,8 +37,11 @@ from erp_api.observability.middleware import ObservabilityMiddleware
 from erp_api.observability.multiprocess import mark_worker_exited
 from erp_api.observability.server_errors import with_response_headers
 from erp_api.openapi import build_openapi
-from erp_api.quality import alert_routes, chart_routes, inspection_routes, limit_routes
 from erp_api.quality import routes as quality_routes
+from erp_api.quality.alerts import routes as alert_routes
+from erp_api.quality.charts import routes as chart_routes
+from erp_api.quality.inspections import routes as inspection_routes
+from erp_api.quality.limits import routes as limit_routes
 from erp_api.resources import open_resources
 from erp_api.response_headers import ResponseHeadersMiddleware
 from erp_api.routing import PrematchedRouter

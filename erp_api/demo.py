@@ -16,7 +16,7 @@ from erp_api.charges.states import ChargeStatus
 from erp_api.quality.models import QualitySpec
 from erp_api.quality.records import NewMeasurement
 from erp_api.quality.repository import MeasurementRepository
-from erp_api.quality.rollups import SeriesRollups
+from erp_api.quality.summaries.rollups import SeriesRollups
 
 PRODUCTS = ("PUMP-HOUSING-A", "VALVE-BODY-B", "GEAR-SHAFT-C", "SEAL-RING-D", "IMPELLER-E")
 LINES = ("L1", "L2", "L3", "L4")

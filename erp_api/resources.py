@@ -33,14 +33,14 @@ from erp_api.jobs.dispatch import TaskClient
 from erp_api.jobs.status import JobStatusService
 from erp_api.observability.db_metrics import instrument_engine
 from erp_api.observability.metrics import record_cache_event
-from erp_api.quality.alerts import AlertService, refresh_alert_gauges
+from erp_api.quality.alerts.rule_check_runner import RuleCheckRunner
+from erp_api.quality.alerts.rule_checker import RuleChecker
+from erp_api.quality.alerts.service import AlertService, refresh_alert_gauges
 from erp_api.quality.charge_guards import QualityChargeGuards
-from erp_api.quality.chart_service import ControlChartService
+from erp_api.quality.charts.service import ControlChartService
 from erp_api.quality.ingest import MeasurementIngestor
-from erp_api.quality.inspections import InspectionService
-from erp_api.quality.limits import ControlLimitsService
-from erp_api.quality.rule_check_runner import RuleCheckRunner
-from erp_api.quality.rule_checker import RuleChecker
+from erp_api.quality.inspections.service import InspectionService
+from erp_api.quality.limits.service import ControlLimitsService
 from erp_api.quality.service import QualityService
 from erp_api.quality.writer import MeasurementWriter
 from erp_api.security.services import SecurityServices, build_security, ensure_bootstrap_key

@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     ingest_window_ms: float = Field(2.0, ge=0, le=1000)
     ingest_max_rows_per_commit: int = Field(1000, ge=1, le=5000)
     ingest_queue_bound: int = Field(10_000, ge=1, le=1_000_000)
-    # On-ingest rule check (erp_api/quality/rule_check_runner.py): woken after each commit of
+    # On-ingest rule check (erp_api/quality/alerts/rule_check_runner.py): woken after each commit of
     # measurements, plus a sweep this often for rows a stopped or crashed process left behind.
     rule_check_sweep_seconds: float = Field(5.0, gt=0, le=3600)
     rule_check_delay_seconds: float = Field(0.0, ge=0, le=3600)  # test only

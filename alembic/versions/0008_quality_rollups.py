@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from erp_api.db import UTCDateTime
-from erp_api.quality.series_stats import NOTHING, Point, Segment, hourly
+from erp_api.quality.summaries.series_stats import NOTHING, Point, Segment, hourly
 
 revision: str = "0008_quality_rollups"
 down_revision: str | None = "0007_charge_lists"
@@ -73,7 +73,7 @@ def downgrade() -> None:
     op.drop_index("ix_measurements_charge_id_measured_at", table_name="measurements")
 
 
-# The rollups of the measurements stored so far, computed as erp_api.quality.rollups rebuilds them.
+# The rollups of the measurements stored so far, computed as erp_api.quality.summaries.rollups rebuilds them.
 
 _measurements = sa.table(
     "measurements",

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from erp_api.charges.schemas import LineName, ProductSku
 from erp_api.charges.states import ChargeStatus
-from erp_api.quality.alert_states import AlertStatus
+from erp_api.quality.alerts.states import AlertStatus
 from erp_api.quality.schemas import NamedRule, Parameter
 from erp_api.schemas import QueryModel, UtcDatetime
 

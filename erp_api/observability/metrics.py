@@ -157,7 +157,7 @@ WEBHOOK_ATTEMPTS = Counter(
 )
 WEBHOOK_OUTCOMES = frozenset({"delivered", "retry", "failed"})
 
-# Quality alerts (erp_api/quality/rule_checker.py, alerts.py); rules are the SPC rule ids (N1..WE4)
+# Quality alerts (erp_api/quality/alerts/rule_checker.py, alerts.py); rules are the SPC rule ids (N1..WE4)
 QUALITY_ALERTS_OPENED = Counter(
     "erp_quality_alerts_opened_total",
     "Quality alerts opened by the on-ingest rule check, by rule",

@@ -12,7 +12,7 @@ from typing import Final
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from erp_api.quality.alert_states import OPEN_STATUSES
+from erp_api.quality.alerts.states import OPEN_STATUSES
 from erp_api.quality.models import Measurement, QualityAlert, RuleCheck
 
 # Enough ids to name in a refusal; a charge with more open alerts than this has a bigger problem.

@@ -180,7 +180,7 @@ class RuleCheck(Base):
 class SeriesStats(Base):
     """Running statistics of one (product, parameter) series over all its non-voided measurements.
 
-    Kept exact in every transaction that changes the series (``erp_api.quality.rollups``); the row is
+    Kept exact in every transaction that changes the series (``erp_api.quality.summaries.rollups``); the row is
     also the lock that orders those transactions. ``last_*`` is the series' latest point, so that a
     point appended at the end needs no lookup. Empty (n = 0) rows are kept as locks.
     """

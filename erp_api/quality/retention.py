@@ -17,8 +17,8 @@ from erp_api.analyses.repository import AnalysisRepository
 from erp_api.db import utcnow
 from erp_api.quality import cache_tags as quality_tags
 from erp_api.quality.repository import MeasurementRepository
-from erp_api.quality.rollups import SeriesRollups
-from erp_api.quality.series_stats import hour_of
+from erp_api.quality.summaries.rollups import SeriesRollups
+from erp_api.quality.summaries.series_stats import hour_of
 
 BATCH = 1_000
 

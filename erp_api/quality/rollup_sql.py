@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Select, Table, func, select
 
 from erp_api.quality.models import HourlyStats, Measurement, QualitySpec, SeriesStats
-from erp_api.quality.series_stats import Moments, Point, Segment
+from erp_api.quality.summaries.series_stats import Moments, Point, Segment
 
 SeriesKey = tuple[str, str]
 """(product_sku, parameter)"""

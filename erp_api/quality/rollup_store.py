@@ -25,7 +25,7 @@ from erp_api.quality.rollup_sql import (
     hour_figures,
     segment_of,
 )
-from erp_api.quality.series_stats import EMPTY, Limits, Moments, Point, Segment, hour_start
+from erp_api.quality.summaries.series_stats import EMPTY, Limits, Moments, Point, Segment, hour_start
 
 _HOUR_VALUES = ("n", "mean", "m2", "min", "max", "mr_sum", "out_of_spec")
 _HOUR_POINTS = ("first_at", "first_id", "first_value", "last_at", "last_id", "last_value")

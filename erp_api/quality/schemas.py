@@ -14,9 +14,9 @@ from pydantic import (
 )
 
 from erp_api.charges.schemas import ProductSku, Unit
-from erp_api.quality.series_stats import periods_covering
 from erp_api.quality.spc.rules import RULE_SETS, RuleName
 from erp_api.quality.spec_rules import unknown_rule_ids
+from erp_api.quality.summaries.series_stats import periods_covering
 from erp_api.schemas import QueryModel, SchemaName, StrictBody, UtcDatetime
 
 MAX_PAGE_SIZE = 500

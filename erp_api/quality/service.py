@@ -22,14 +22,13 @@ from erp_api.errors import ApiError, Conflict, NotFound
 from erp_api.pagination import decode_cursor, page_of, rows_to_fetch
 from erp_api.quality import cache_tags as quality_tags
 from erp_api.quality.charge_state import charge_state
-from erp_api.quality.chart_service import ControlChartService
-from erp_api.quality.charts import LimitsSource, parameter_analysis
+from erp_api.quality.charts.individuals import LimitsSource, parameter_analysis
+from erp_api.quality.charts.service import ControlChartService
 from erp_api.quality.documents import measurement_dict, spec_dict
 from erp_api.quality.ingest import MeasurementIngestor
 from erp_api.quality.models import Measurement, QualitySpec
 from erp_api.quality.records import NewMeasurement, StoredMeasurement
 from erp_api.quality.repository import ControlLimitsRepository, MeasurementRepository, SpecRepository
-from erp_api.quality.rollups import SeriesRollups
 from erp_api.quality.schemas import (
     ControlChartQuery,
     MeasurementBatchIn,
@@ -40,13 +39,14 @@ from erp_api.quality.schemas import (
     SummaryQuery,
     TrendQuery,
 )
-from erp_api.quality.series_stats import hour_of
 from erp_api.quality.spc.capability import capability_indices
 from erp_api.quality.spc.chart import D2
 from erp_api.quality.spc.series import Baseline, RuleSet
 from erp_api.quality.spec_rules import stored_rule_ids
-from erp_api.quality.summary_query import SeriesAggregate, summarize
-from erp_api.quality.trend import trend as quality_trend
+from erp_api.quality.summaries.query import SeriesAggregate, summarize
+from erp_api.quality.summaries.rollups import SeriesRollups
+from erp_api.quality.summaries.series_stats import hour_of
+from erp_api.quality.summaries.trend import trend as quality_trend
 from erp_api.quality.writer import MeasurementWriter, charge_refusal
 from erp_api.security.principal import current_principal
 
@@ -284,7 +284,7 @@ class QualityService:
         )
 
     async def control_chart(self, query: ControlChartQuery) -> bytes:
-        """The control chart as JSON (``erp_api.quality.chart_service``): for a charge, its latest
+        """The control chart as JSON (``erp_api.quality.charts.service``): for a charge, its latest
         non-voided points against the series' stored control limits, if it has any."""
         return await self._charts.document(query)
 

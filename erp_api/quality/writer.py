@@ -21,11 +21,11 @@ from erp_api.db import utcnow
 from erp_api.errors import ApiError, Conflict, NotFound
 from erp_api.events.log import EventType, record_event
 from erp_api.quality import cache_tags as quality_tags
+from erp_api.quality.alerts.rule_checks import RuleCheckRepository, SeriesCommit, series_commits
 from erp_api.quality.records import NewMeasurement, StoredMeasurement
 from erp_api.quality.repository import MeasurementRepository, SpecRepository
-from erp_api.quality.rollups import SeriesRollups
-from erp_api.quality.rule_checks import RuleCheckRepository, SeriesCommit, series_commits
-from erp_api.quality.series_stats import Limits, Point
+from erp_api.quality.summaries.rollups import SeriesRollups
+from erp_api.quality.summaries.series_stats import Limits, Point
 from erp_api.quality.validation import batch_refusal, measurement_refusal
 
 log = structlog.get_logger("erp_api.quality")

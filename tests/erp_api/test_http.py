@@ -14,7 +14,7 @@ from starlette.types import Message
 
 from erp_api.http import API_PREFIX, JsonDocumentResponse, json_response, next_page_url
 from tests.charges.helpers import assert_problem, create, create_in
-from tests.quality.alert_helpers import BEYOND_3_SIGMA, wait_for_alerts, watch
+from tests.quality.alerts.helpers import BEYOND_3_SIGMA, wait_for_alerts, watch
 from tests.quality.helpers import SPECS, at, given_spec, measurements_url
 
 # Each paged list of the API, and how to give it two rows: (path, query) of a list holding at least two.

@@ -19,7 +19,7 @@ from tests.charges.helpers import create, move_to
 from tests.conftest import TEST_ADMIN_KEY, bearer
 from tests.database import NewAnalysis
 from tests.events.sse import SseStream, caught_up
-from tests.quality.alert_helpers import ALERTS, BEYOND_3_SIGMA, start_production, watch
+from tests.quality.alerts.helpers import ALERTS, BEYOND_3_SIGMA, start_production, watch
 from tests.quality.helpers import given_spec, post_one, post_series, serving, tuned
 
 EVENTS = f"{API_PREFIX}/events"

@@ -23,7 +23,7 @@ from erp_api.settings import load_settings
 from testing.processes import running_server, serve_command
 from tests import services
 from tests.charges.helpers import charge_payload
-from tests.quality.alert_helpers import BEYOND_3_SIGMA, expected_alerts, quiet, series_points
+from tests.quality.alerts.helpers import BEYOND_3_SIGMA, expected_alerts, quiet, series_points
 from tests.quality.helpers import at
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from erp_api.app import create_app
 from erp_api.http import API_PREFIX
 from erp_api.quality.models import Measurement
-from erp_api.quality.rollups import SeriesRollups
+from erp_api.quality.summaries.rollups import SeriesRollups
 from erp_api.settings import Settings, load_settings
 from tests.charges.helpers import create
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from erp_api.quality.series_stats import (
+from erp_api.quality.summaries.series_stats import (
     Moments,
     Point,
     Segment,

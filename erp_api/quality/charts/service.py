@@ -1,7 +1,7 @@
 """Control charts and capability pictures of stored data, as JSON or SVG, cached until the data changes.
 
-A chart reads the latest ``limit`` values, subgroups or samples (``erp_api.quality.chart_data``),
-draws them with the SPC engine (``erp_api.quality.chart_builder``) against the series' stored phase I
+A chart reads the latest ``limit`` values, subgroups or samples (``erp_api.quality.charts.data``),
+draws them with the SPC engine (``erp_api.quality.charts.builder``) against the series' stored phase I
 limits when it has any, and is cached as bytes under the tags of everything it read: the charge's
 series, or the product's series and charges, or the product's inspections; the limits tag for
 variable charts. The picture of a chart is the same chart drawn by ``spc.svg``; the individuals
@@ -23,7 +23,7 @@ from cache import CacheManager
 from erp_api.errors import NotFound, ValidationFailed
 from erp_api.quality import cache_tags as quality_tags
 from erp_api.quality.charge_state import charge_state
-from erp_api.quality.chart_builder import (
+from erp_api.quality.charts.builder import (
     ChartDataError,
     LimitsSource,
     attribute_charts,
@@ -33,9 +33,9 @@ from erp_api.quality.chart_builder import (
     individual_charts,
     subgroup_charts,
 )
-from erp_api.quality.chart_data import ChartDataRepository, InspectionForm, fixed_subgroups
-from erp_api.quality.chart_schemas import CapabilityQuery
-from erp_api.quality.charts import control_chart
+from erp_api.quality.charts.data import ChartDataRepository, InspectionForm, fixed_subgroups
+from erp_api.quality.charts.individuals import control_chart
+from erp_api.quality.charts.schemas import CapabilityQuery
 from erp_api.quality.models import QualitySpec
 from erp_api.quality.repository import ControlLimitsRepository, MeasurementRepository, SpecRepository
 from erp_api.quality.schemas import (

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from erp_api.quality.rule_check_runner import RuleCheckRunner
-from erp_api.quality.rule_checker import CheckFailed, CheckOutcome
+from erp_api.quality.alerts.rule_check_runner import RuleCheckRunner
+from erp_api.quality.alerts.rule_checker import CheckFailed, CheckOutcome
 
 HANG_GUARD = 10.0
 

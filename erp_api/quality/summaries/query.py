@@ -1,4 +1,4 @@
-"""The capability summary, read from the series rollups (``erp_api.quality.rollups``), flat in history.
+"""The capability summary, read from the series rollups (``erp_api.quality.summaries.rollups``), flat in history.
 
 Without a time range a summary is one row per series of ``quality_series_stats``. With a range
 [from, to) it merges three stretches per series in time order: the raw points from ``from`` up to
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from erp_api.db import read_snapshot
 from erp_api.quality.rollup_sql import HOURS, RAW, SERIES, SPECS, SeriesKey, figures_of, hour_figures
-from erp_api.quality.series_stats import (
+from erp_api.quality.summaries.series_stats import (
     NOTHING,
     Limits,
     Moments,

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from erp_api.quality.alert_states import OPEN_STATUSES
+from erp_api.quality.alerts.states import OPEN_STATUSES
 from erp_api.quality.models import QualityAlert
 
 # Rows per INSERT: 12 parameters each stays far below SQLite's and asyncpg's bound-parameter limits.

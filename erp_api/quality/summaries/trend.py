@@ -17,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from erp_api.db import read_snapshot
 from erp_api.quality.rollup_sql import HOURS, SPECS, figures_of, hour_figures
 from erp_api.quality.schemas import TrendQuery
-from erp_api.quality.series_stats import (
+from erp_api.quality.spc.capability import capability_indices
+from erp_api.quality.summaries.series_stats import (
     PERIOD_HOURS,
     PERIOD_ORIGIN,
     period_start,
     periods_covering,
     sigma_within,
 )
-from erp_api.quality.spc.capability import capability_indices
 
 
 async def trend(session: AsyncSession, query: TrendQuery) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Control limits of a spec: set by hand, computed from a baseline, listed with their history, and used
-by the control chart and the charge analysis (``erp_api/quality/limits.py``), on SQLite and PostgreSQL."""
+by the control chart and the charge analysis (``erp_api/quality/limits/service.py``), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from erp_api.quality import limits as limits_module
+from erp_api.quality.limits import service as limits_module
 from erp_api.quality.service import QualityService
 from erp_api.quality.spc.series import Baseline
 from tests.charges.helpers import assert_problem

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from erp_api.quality.alert_states import (
+from erp_api.quality.alerts.states import (
     OPEN_STATUSES,
     AlertStatus,
     IllegalAlertTransition,

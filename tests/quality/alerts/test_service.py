@@ -20,7 +20,7 @@ from erp_api.settings import Settings
 from erp_api.webhooks.models import WebhookDelivery
 from tests.charges.helpers import assert_problem
 from tests.observability.conftest import scrape, value
-from tests.quality.alert_helpers import (
+from tests.quality.alerts.helpers import (
     ALERTS,
     BEYOND_3_SIGMA,
     expected_alerts,

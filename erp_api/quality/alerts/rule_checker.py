@@ -47,11 +47,11 @@ from erp_api.db import utcnow
 from erp_api.events.log import EventType, record_event, record_events
 from erp_api.observability.metrics import observe_alerts_opened
 from erp_api.quality import cache_tags as quality_tags
-from erp_api.quality.alert_repository import AlertRepository, NewAlert
+from erp_api.quality.alerts.repository import AlertRepository, NewAlert
+from erp_api.quality.alerts.rule_checks import ClaimedCheck, RuleCheckRepository, SeriesCommit
 from erp_api.quality.models import ControlLimits, QualitySpec
 from erp_api.quality.records import SeriesPoint
 from erp_api.quality.repository import ControlLimitsRepository, MeasurementRepository, SpecRepository
-from erp_api.quality.rule_checks import ClaimedCheck, RuleCheckRepository, SeriesCommit
 from erp_api.quality.spc.rules import RULE_LOOKBACK, RULE_WINDOWS, RuleName, RuleSet
 from erp_api.quality.spc.series import Baseline, analyse_series
 from erp_api.quality.spec_rules import rule_ids_of, rule_set_of
@@ -63,7 +63,7 @@ from erp_api.webhooks.events import EventType as WebhookEvent
 AUTO_HOLD: Final = Principal(None, "system (auto_hold)", Role.ADMIN)
 """Who a charge's automatic move into quarantine is attributed to."""
 
-log = structlog.get_logger("erp_api.quality.rule_checker")
+log = structlog.get_logger("erp_api.quality.alerts.rule_checker")
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from erp_api.quality.rollup_sql import RAW, SeriesKey
 from erp_api.quality.rollup_store import STREAM_CHUNK, RollupStore, SeriesFigures
-from erp_api.quality.series_stats import (
+from erp_api.quality.summaries.series_stats import (
     NO_LIMITS,
     NOTHING,
     Limits,

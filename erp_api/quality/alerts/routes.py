@@ -7,8 +7,8 @@ from starlette.responses import Response
 
 from erp_api.http import json_response, paged_response, path_int, read_json, read_query
 from erp_api.openapi import Operation, describe
-from erp_api.quality.alert_schemas import AlertListQuery, AlertOut, AlertPage, AlertTransitionRequest
-from erp_api.quality.alerts import alert_dict
+from erp_api.quality.alerts.schemas import AlertListQuery, AlertOut, AlertPage, AlertTransitionRequest
+from erp_api.quality.alerts.service import alert_dict
 from erp_api.resources import resources
 from erp_api.security.access import Endpoint
 from erp_api.security.roles import Role

@@ -23,8 +23,8 @@ from erp_api.pagination import decode_cursor, page_of, rows_to_fetch
 from erp_api.quality import cache_tags as quality_tags
 from erp_api.quality.charge_state import charge_state
 from erp_api.quality.documents import inspection_dict
-from erp_api.quality.inspection_repository import InspectionRepository
-from erp_api.quality.inspection_schemas import InspectionIn, InspectionListQuery
+from erp_api.quality.inspections.repository import InspectionRepository
+from erp_api.quality.inspections.schemas import InspectionIn, InspectionListQuery
 from erp_api.quality.models import Inspection
 from erp_api.quality.validation import FUTURE_TOLERANCE
 from erp_api.quality.writer import charge_refusal

@@ -10,7 +10,7 @@ Choices, and why:
   non-negative terms, so it keeps nearly full precision however many stretches are merged. The share
   of points that leave (a void, a retention delete) is never subtracted: taking a large value out
   leaves the rest with that value's rounding error. The stretch is merged again from its parts
-  instead (``erp_api.quality.rollups``).
+  instead (``erp_api.quality.summaries.rollups``).
 - **Moving range** of the individuals chart: per stretch, the sum of |x_i - x_{i-1}| over consecutive
   points within it, and its first and last point. Two adjacent stretches merge exactly by adding one
   term, |first of the later - last of the earlier| (``Segment.then``). A stretch of n points has n - 1
@@ -19,7 +19,7 @@ Choices, and why:
   the sum by the difference never cancels.
 - **Order** is the series order everywhere: (measured_at, id), so equal timestamps still have one order.
 - **Out of spec**: a count against the spec limits in force; the rollups recount it when the limits
-  change (``erp_api.quality.rollups``), so reads never look at raw rows for it.
+  change (``erp_api.quality.summaries.rollups``), so reads never look at raw rows for it.
 """
 
 from __future__ import annotations

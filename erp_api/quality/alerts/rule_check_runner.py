@@ -22,7 +22,7 @@ from typing import Final
 import structlog
 
 from erp_api.db import utcnow
-from erp_api.quality.rule_checker import CheckFailed, RuleChecker
+from erp_api.quality.alerts.rule_checker import CheckFailed, RuleChecker
 
 BATCH_SIZE: Final = 100
 """Outbox rows per check transaction."""
@@ -39,7 +39,7 @@ BACKOFF_MAX_SECONDS: Final = 30.0
 MAX_DEFERRED: Final = 10_000
 """At most this many failed rows are remembered for a later retry alone; beyond, all just wait."""
 
-log = structlog.get_logger("erp_api.quality.rule_check_runner")
+log = structlog.get_logger("erp_api.quality.alerts.rule_check_runner")
 
 
 class RuleCheckRunner:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
-from erp_api.quality.chart_data import Sample
+from erp_api.quality.charts.data import Sample
 from erp_api.quality.schemas import ControlChartQuery
 from erp_api.quality.spc.attributes import c_chart, np_chart, p_chart, u_chart
 from erp_api.quality.spc.chart import Baseline

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from erp_api.charges.schemas import ProductSku
-from erp_api.quality.alert_states import AlertStatus
+from erp_api.quality.alerts.states import AlertStatus
 from erp_api.quality.schemas import NamedRule, Parameter, Reason
 from erp_api.schemas import QueryModel, StrictBody
 

@@ -15,9 +15,9 @@ from starlette.responses import Response
 
 from erp_api.http import json_response, read_query
 from erp_api.openapi import Operation, describe
-from erp_api.quality.chart_builder import svg_style_sources
-from erp_api.quality.chart_schemas import CapabilityQuery, ControlChartOut, RuleCatalogue
-from erp_api.quality.chart_service import CAPABILITY_POINTS
+from erp_api.quality.charts.builder import svg_style_sources
+from erp_api.quality.charts.schemas import CapabilityQuery, ControlChartOut, RuleCatalogue
+from erp_api.quality.charts.service import CAPABILITY_POINTS
 from erp_api.quality.schemas import MAX_CHART_POINTS, ControlChartQuery
 from erp_api.quality.spc.catalogue import rule_catalogue
 from erp_api.resources import resources

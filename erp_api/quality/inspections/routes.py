@@ -8,7 +8,7 @@ from starlette.responses import Response
 from erp_api.http import json_response, paged_response, path_int, read_json, read_query
 from erp_api.openapi import Operation, describe
 from erp_api.quality.documents import inspection_dict
-from erp_api.quality.inspection_schemas import (
+from erp_api.quality.inspections.schemas import (
     InspectionIn,
     InspectionListQuery,
     InspectionOut,

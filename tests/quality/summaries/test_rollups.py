@@ -27,11 +27,11 @@ from erp_api.charges.schemas import ChargeCreate
 from erp_api.db import utcnow
 from erp_api.quality import retention
 from erp_api.quality.models import Measurement, QualitySpec
-from erp_api.quality.reconciliation import check
 from erp_api.quality.records import NewMeasurement
 from erp_api.quality.retention import RetentionCleanup
 from erp_api.quality.schemas import SpecBody
-from erp_api.quality.summary_query import SeriesAggregate, summarize
+from erp_api.quality.summaries.query import SeriesAggregate, summarize
+from erp_api.quality.summaries.reconciliation import check
 from erp_api.quality.writer import MeasurementWriter
 from erp_api.resources import Resources, open_resources
 from erp_api.settings import Settings

@@ -21,11 +21,11 @@ from erp_api.events.log import EventType, record_event
 from erp_api.observability.metrics import set_open_alerts, set_rule_check_backlog
 from erp_api.pagination import decode_id_cursor, page_of, rows_to_fetch
 from erp_api.quality import cache_tags as quality_tags
-from erp_api.quality.alert_repository import AlertFilter, AlertRepository
-from erp_api.quality.alert_schemas import AlertListQuery
-from erp_api.quality.alert_states import AlertStatus, IllegalAlertTransition, check_transition
+from erp_api.quality.alerts.repository import AlertFilter, AlertRepository
+from erp_api.quality.alerts.rule_checks import RuleCheckRepository
+from erp_api.quality.alerts.schemas import AlertListQuery
+from erp_api.quality.alerts.states import AlertStatus, IllegalAlertTransition, check_transition
 from erp_api.quality.models import QualityAlert
-from erp_api.quality.rule_checks import RuleCheckRepository
 from erp_api.quality.spc.chart import zone_line
 from erp_api.quality.spc.rules import RULE_WINDOWS
 from erp_api.security.principal import current_principal

@@ -1,0 +1,1 @@
+"""Phase I control limits per spec: set by hand or computed from a baseline, with history."""

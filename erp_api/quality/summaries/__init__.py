@@ -1,0 +1,1 @@
+"""Capability summaries and trends from exact running rollups, flat in history."""
