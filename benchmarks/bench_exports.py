@@ -34,6 +34,7 @@ import orjson
 from benchmarks.common import POSTGRES_ADMIN, machine, postgres_database, reachable, write_result
 from erp_api.charges.repository import ChargeRepository
 from erp_api.db import create_engine, create_session_factory
+from erp_api.http import API_PREFIX
 from erp_api.migrate import upgrade
 from erp_api.settings import load_settings
 from testing.processes import running_server
@@ -215,7 +216,10 @@ def measure(rows: int) -> dict[str, Any]:
             ) as client,
         ):
             pid = server.process.pid
-            csv_path, ndjson_path = "/api/v1/exports/measurements.csv", "/api/v1/exports/measurements.ndjson"
+            csv_path, ndjson_path = (
+                f"{API_PREFIX}/exports/measurements.csv",
+                f"{API_PREFIX}/exports/measurements.ndjson",
+            )
             # Warm-up: imports, connection pool, allocator arenas of one chunk.
             warm = client.get(
                 csv_path,

@@ -49,12 +49,14 @@ from cache import CacheManager, build_backend
 from erp_api.charges.repository import ChargeRepository
 from erp_api.db import create_engine, create_session_factory
 from erp_api.demo import DEMO_SPECS, seed_charges, seed_quality
+from erp_api.http import API_PREFIX
 from erp_api.migrate import upgrade
 from erp_api.quality.models import Measurement, QualitySpec
 from erp_api.quality.repository import MeasurementRepository
-from erp_api.quality.schemas import MeasurementListQuery, SummaryQuery, TrendQuery
+from erp_api.quality.schemas import MeasurementListQuery, SummaryQuery
 from erp_api.quality.service import QualityService
 from erp_api.quality.summaries.reconciliation import rebuild as rebuild_rollups
+from erp_api.quality.summaries.schemas import TrendQuery
 from erp_api.settings import load_settings
 from testing.processes import running_server
 
@@ -168,7 +170,7 @@ def _timed_get(http: httpx.Client, path: str) -> tuple[float, bytes]:
 
 
 def _summary(cached_url: str, uncached_url: str) -> dict[str, Any]:
-    path = "/api/v1/quality/summary"
+    path = f"{API_PREFIX}/quality/summary"
     with httpx.Client(base_url=uncached_url, timeout=60) as http:
         uncached = [_timed_get(http, path) for _ in range(ROUNDS)]
     with httpx.Client(base_url=cached_url, timeout=60) as http:
@@ -188,23 +190,23 @@ def _summary(cached_url: str, uncached_url: str) -> dict[str, Any]:
 def _lookup(url: str, charges: list[tuple[int, str]]) -> dict[str, Any]:
     with httpx.Client(base_url=url, timeout=60) as http:
         numbers = [
-            http.get(f"/api/v1/charges/{charge_id}").json()["charge_number"]
+            http.get(f"{API_PREFIX}/charges/{charge_id}").json()["charge_number"]
             for charge_id, _ in charges[:LOOKUP_NUMBERS]
         ]
         ids = [charge_id for charge_id, _ in charges[:LOOKUP_NUMBERS]]
         body = {"numbers": numbers}
-        http.post("/api/v1/charges/lookup", json=body).raise_for_status()
+        http.post(f"{API_PREFIX}/charges/lookup", json=body).raise_for_status()
         bulk = []
         for _ in range(5):
             started = time.perf_counter()
-            response = http.post("/api/v1/charges/lookup", json=body)
+            response = http.post(f"{API_PREFIX}/charges/lookup", json=body)
             bulk.append(time.perf_counter() - started)
             if len(response.json()["found"]) != LOOKUP_NUMBERS:
                 raise RuntimeError("the lookup did not find every charge")
         # The loop that read the numbers above warmed this path; one timed pass of 1,000 requests.
         started = time.perf_counter()
         for charge_id in ids:
-            http.get(f"/api/v1/charges/{charge_id}").raise_for_status()
+            http.get(f"{API_PREFIX}/charges/{charge_id}").raise_for_status()
         singles = time.perf_counter() - started
     return {"bulk_ms": median(bulk) * 1000, "singles_ms": singles * 1000}
 
@@ -255,7 +257,7 @@ def _batch_ingest(url: str, charge_id: int) -> list[dict[str, float]]:
         for i in range(BATCH_ITEMS)
     ]
     body = orjson.dumps({"items": items})
-    path = f"/api/v1/charges/{charge_id}/measurements"
+    path = f"{API_PREFIX}/charges/{charge_id}/measurements"
     return [_wrk_post(url, path, body, BATCH_CONNECTIONS, BATCH_SECONDS) for _ in range(ROUNDS)]
 
 
@@ -263,7 +265,7 @@ def _single_ingest(
     grouped_url: str, per_request_url: str, charge_id: int
 ) -> dict[str, list[dict[str, float]]]:
     body = orjson.dumps({"parameter": "diameter_mm", "value": 80.01})
-    path = f"/api/v1/charges/{charge_id}/measurements"
+    path = f"{API_PREFIX}/charges/{charge_id}/measurements"
     results: dict[str, list[dict[str, float]]] = {"grouped": [], "per_request": []}
     for url in (grouped_url, per_request_url):  # warm-up: connections and code paths
         _wrk_post(url, path, body, SINGLE_CONNECTIONS, 1)

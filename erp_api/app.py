@@ -118,7 +118,7 @@ def freeze_startup_heap() -> None:
     requests left behind. Reference counting still frees them; only cycles among them are kept.
     """
     if gc.get_freeze_count() == 0:
-        gc.collect()  # garbage need not be kept forever
+        gc.collect()  # first, so that no garbage is frozen with them
         gc.freeze()
 
 

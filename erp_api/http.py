@@ -194,6 +194,20 @@ def _list_fields(model: type[BaseModel]) -> frozenset[str]:
     )
 
 
+def request_header(request: Request, name: str) -> str | None:
+    """The first value of the request header ``name`` (lower case), or None.
+
+    For the hot path: ``request.headers.get`` builds a ``Headers`` and, for an absent header, raises
+    and catches a KeyError, several times the cost of this scan of the raw (lower-case) names.
+    """
+    raw_name = name.encode("latin-1")
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for key, value in headers:
+        if key == raw_name:
+            return value.decode("latin-1")
+    return None
+
+
 def path_int(request: Request, name: str) -> int:
     """An integer path parameter in the 64-bit id range, else 404 (no such resource can exist)."""
     raw = request.path_params[name]

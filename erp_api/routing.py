@@ -201,7 +201,7 @@ def _find(tree: _Tree, scope: Scope) -> Found:
 def _only_routes(mount: BaseRoute) -> bool:
     """Whether entering ``mount`` does nothing but run a plain router's loop over its routes."""
     app = getattr(mount, "app", None)
-    return type(app) is Router and app.middleware_stack == app.app
+    return type(app) is Router and getattr(app, "middleware_stack", None) == app.app
 
 
 class PrematchedRouter(Router):

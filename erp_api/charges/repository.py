@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, func, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, Row, Select, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -19,6 +19,24 @@ from erp_api.security.principal import Principal, current_principal
 IN_CHUNK = 1_000
 
 Facet = Literal["product_sku", "line"]
+T = TypeVar("T")
+AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
+# A charge's position in production order.
+ProductionKey = tuple[datetime, int]
+# What an export of charges holds of each (``exports.columns``), in order.
+_EXPORT_COLUMNS = (
+    Charge.id,
+    Charge.charge_number,
+    Charge.product_sku,
+    Charge.quantity,
+    Charge.unit,
+    Charge.line,
+    Charge.status,
+    Charge.produced_at,
+    Charge.created_at,
+    Charge.updated_at,
+    Charge.version,
+)
 # The columns the list can be sorted by (each with an index that starts with it: models.Charge).
 _SORT_COLUMNS: dict[str, QueryableAttribute[Any]] = {
     "produced_at": Charge.produced_at,
@@ -48,7 +66,7 @@ class FacetCount:
     count: int
 
 
-def chunked(values: Sequence[str], size: int = IN_CHUNK) -> Iterable[Sequence[str]]:
+def chunked(values: Sequence[T], size: int = IN_CHUNK) -> Iterable[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
@@ -115,6 +133,40 @@ class ChargeRepository:
             charges.extend((await self.session.scalars(stmt)).all())
         return charges
 
+    async def numbers(self, charge_ids: Sequence[int]) -> dict[int, str]:
+        """The number of each existing charge of ``charge_ids``, in ceil(n / IN_CHUNK) queries."""
+        found: dict[int, str] = {}
+        for chunk in chunked(sorted(set(charge_ids))):
+            stmt = select(Charge.id, Charge.charge_number).where(Charge.id.in_(chunk))
+            found.update({row.id: row.charge_number for row in await self.session.execute(stmt)})
+        return found
+
+    async def production_page(
+        self, product_sku: str, *, before: ProductionKey | None, limit: int
+    ) -> list[tuple[int, datetime, str]]:
+        """Up to ``limit`` (id, produced_at, charge_number) of a product's charges, newest first in
+        production order (produced_at, id); ``before`` is the (produced_at, id) of the last one read."""
+        stmt = select(Charge.id, Charge.produced_at, Charge.charge_number).where(
+            Charge.product_sku == product_sku
+        )
+        if before is not None:
+            stmt = stmt.where(tuple_(Charge.produced_at, Charge.id) < _production_key(before))
+        stmt = stmt.order_by(Charge.produced_at.desc(), Charge.id.desc()).limit(limit)
+        return [(row.id, row.produced_at, row.charge_number) for row in await self.session.execute(stmt)]
+
+    async def export_chunk(
+        self, where: ChargeFilter, after: ProductionKey | None, limit: int
+    ) -> Sequence[Row[*tuple[Any, ...]]]:
+        """Up to ``limit`` charges ``where`` selects in production order (produced_at, id), after
+        ``after`` (the key of the last one read): one keyset chunk of an export, its columns those of
+        ``_EXPORT_COLUMNS``. Every chunk costs the same however deep into the export it is."""
+        stmt = self._filtered(select(*_EXPORT_COLUMNS), where)
+        if after is not None:
+            stmt = stmt.where(tuple_(Charge.produced_at, Charge.id) > _production_key(after))
+        stmt = stmt.order_by(Charge.produced_at, Charge.id).limit(limit)
+        rows: Sequence[Row[*tuple[Any, ...]]] = (await self.session.execute(stmt)).all()
+        return rows
+
     async def page(
         self,
         where: ChargeFilter,
@@ -154,7 +206,7 @@ class ChargeRepository:
         )
         return [FacetCount(row.value, row.status, int(row.n)) for row in await self.session.execute(stmt)]
 
-    def _filtered(self, stmt: Select[Any], where: ChargeFilter) -> Select[Any]:
+    def _filtered(self, stmt: AnySelect, where: ChargeFilter) -> AnySelect:
         if where.statuses:
             stmt = stmt.where(Charge.status.in_(where.statuses))
         if where.product_sku is not None:
@@ -237,6 +289,12 @@ class ChargeRepository:
 
     async def count(self) -> int:
         return int((await self.session.scalar(select(func.count()).select_from(Charge))) or 0)
+
+
+def _production_key(key: ProductionKey) -> ColumnElement[Any]:
+    """(produced_at, id) as a row value, each bound with its column's type (so that a UTC time is
+    in the stored format on SQLite too)."""
+    return tuple_(literal(key[0], Charge.produced_at.type), literal(key[1], Charge.id.type))
 
 
 def _successor(prefix: str) -> str:

@@ -27,6 +27,7 @@ from erp_api.http import (
     path_int,
     read_json,
     read_query,
+    request_header,
 )
 from erp_api.openapi import Operation, describe
 from erp_api.resources import resources
@@ -125,7 +126,7 @@ async def lookup_charges(request: Request) -> Response:
 async def get_charge(request: Request) -> Response:
     charge_id = path_int(request, "id")
     etag, body = unpack_document(await resources(request).charges.document(charge_id))
-    if if_none_match_hits(request.headers.get("if-none-match"), etag):
+    if if_none_match_hits(request_header(request, "if-none-match"), etag):
         return Response(status_code=304, headers={"ETag": etag})
     return JsonDocumentResponse(body, etag)
 

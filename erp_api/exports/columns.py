@@ -13,8 +13,12 @@ from enum import Enum
 from operator import attrgetter
 from typing import Any
 
-from erp_api.exports.repository import AnyRow
 from erp_api.quality.spc.chart import zone_line
+
+# A row of an export as the owners' repositories read it (``ChargeRepository.export_chunk``,
+# ``MeasurementRepository.export_chunk``, ``AlertRepository.export_chunk``): a result row or a named
+# tuple, its fields read by name.
+AnyRow = Any
 
 
 class Kind(Enum):

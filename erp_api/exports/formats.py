@@ -33,8 +33,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
-from erp_api.exports.columns import Column, Kind
-from erp_api.exports.repository import AnyRow
+from erp_api.exports.columns import AnyRow, Column, Kind
 
 BOM: Final = "\ufeff".encode()
 FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r")

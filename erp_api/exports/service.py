@@ -1,4 +1,11 @@
-"""What an export holds: its columns, and its rows as chunks read one keyset query at a time."""
+"""What an export holds: its columns, and its rows as chunks read one keyset query at a time.
+
+Each chunk is read by the repository of the package that owns the table (``ChargeRepository``,
+``MeasurementRepository``, ``AlertRepository``: their ``export_chunk``), ``LIMIT``-ed and continued
+after the key of the previous chunk's last row, in an order an index serves, so every chunk costs the
+same however deep into the export it is, and nothing is held between chunks: no connection, no
+transaction, no server-side cursor.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +15,11 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from erp_api.exports.columns import ALERT_COLUMNS, CHARGE_COLUMNS, MEASUREMENT_COLUMNS, Column
-from erp_api.exports.repository import (
-    AlertSelection,
-    AnyRow,
-    ChargeKey,
-    ChargeSelection,
-    ExportRepository,
-    MeasurementKey,
-    MeasurementSelection,
-)
+from erp_api.charges.repository import ChargeFilter, ChargeRepository, ProductionKey
+from erp_api.exports.columns import ALERT_COLUMNS, CHARGE_COLUMNS, MEASUREMENT_COLUMNS, AnyRow, Column
 from erp_api.exports.schemas import AlertExportQuery, ChargeExportQuery, MeasurementExportQuery
+from erp_api.quality.alerts.repository import AlertFilter, AlertRepository
+from erp_api.quality.repository import MeasurementExportKey, MeasurementRepository, MeasurementSelection
 
 K = TypeVar("K")
 Chunks = AsyncGenerator[Sequence[AnyRow], None]
@@ -49,7 +50,7 @@ class ExportService:
         self._chunk_rows = chunk_rows
 
     def charges(self, query: ChargeExportQuery) -> Export:
-        where = ChargeSelection(
+        where = ChargeFilter(
             statuses=tuple(status.value for status in query.status or ()),
             product_sku=query.product_sku,
             line=query.line,
@@ -59,9 +60,9 @@ class ExportService:
         )
 
         def read(
-            repository: ExportRepository, after: ChargeKey | None, limit: int
+            session: AsyncSession, after: ProductionKey | None, limit: int
         ) -> Awaitable[Sequence[AnyRow]]:
-            return repository.charges(where, after, limit)
+            return ChargeRepository(session).export_chunk(where, after, limit)
 
         return Export(
             "charges",
@@ -80,9 +81,9 @@ class ExportService:
         )
 
         def read(
-            repository: ExportRepository, after: MeasurementKey | None, limit: int
+            session: AsyncSession, after: MeasurementExportKey | None, limit: int
         ) -> Awaitable[Sequence[AnyRow]]:
-            return repository.measurements(where, after, limit)
+            return MeasurementRepository(session).export_chunk(where, after, limit)
 
         return Export(
             "measurements",
@@ -91,28 +92,29 @@ class ExportService:
         )
 
     def alerts(self, query: AlertExportQuery) -> Export:
-        where = AlertSelection(
-            statuses=tuple(status.value for status in query.status or ()),
+        where = AlertFilter(
+            # No status given: any status (an empty selection would select nothing).
+            statuses=tuple(status.value for status in query.status) if query.status else None,
             charge_id=query.charge_id,
             product_sku=query.product_sku,
             parameter=query.parameter,
             rule=query.rule,
         )
 
-        def read(repository: ExportRepository, after: int | None, limit: int) -> Awaitable[Sequence[AnyRow]]:
-            return repository.alerts(where, after, limit)
+        def read(session: AsyncSession, after: int | None, limit: int) -> Awaitable[Sequence[AnyRow]]:
+            return AlertRepository(session).export_chunk(where, after, limit)
 
         return Export("alerts", ALERT_COLUMNS, lambda: self._chunks(read, lambda row: row.id))
 
     async def _chunks(
         self,
-        read: Callable[[ExportRepository, K | None, int], Awaitable[Sequence[AnyRow]]],
+        read: Callable[[AsyncSession, K | None, int], Awaitable[Sequence[AnyRow]]],
         key: Callable[[AnyRow], K],
     ) -> Chunks:
         after: K | None = None
         while True:
             async with self._sessions() as session:
-                rows = await read(ExportRepository(session), after, self._chunk_rows)
+                rows = await read(session, after, self._chunk_rows)
             if rows:
                 yield rows
             if len(rows) < self._chunk_rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     tuple_,
@@ -23,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from erp_api.quality.models import ControlLimits, Measurement, QualitySpec
+from erp_api.charges.repository import ChargeRepository
+from erp_api.quality.models import Measurement, QualitySpec
 from erp_api.quality.records import NewMeasurement, SeriesPoint, StoredMeasurement
 
 # Rows per statement of a bulk insert: within SQLite's and asyncpg's bound-parameter limits for
@@ -102,68 +105,37 @@ class SpecRepository:
         return {row.parameter: (row.lsl, row.usl) for row in await self.session.execute(stmt)}
 
 
-class ControlLimitsRepository:
-    """Queries on ``control_limits`` (append-only; the highest id per series is current)."""
+# A measurement's position in an export: (parameter, measured_at, id).
+MeasurementExportKey = tuple[str, datetime, int]
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
-    async def current(self, product_sku: str, parameter: str) -> ControlLimits | None:
-        """The limits in force for a (product, parameter) series, or None if none were ever set."""
-        stmt = (
-            select(ControlLimits)
-            .where(ControlLimits.product_sku == product_sku, ControlLimits.parameter == parameter)
-            .order_by(ControlLimits.id.desc())
-            .limit(1)
-        )
-        return (await self.session.scalars(stmt)).first()
+@dataclass(frozen=True, slots=True)
+class MeasurementSelection:
+    """Measurements an export holds: of a charge or a product (at least one is set). Ordered by
+    (parameter, measured_at, id): one index range for each way of selecting them."""
 
-    async def current_of_product(self, product_sku: str) -> dict[str, ControlLimits]:
-        """The limits in force per parameter of one product, in one query."""
-        latest = (
-            select(func.max(ControlLimits.id))
-            .where(ControlLimits.product_sku == product_sku)
-            .group_by(ControlLimits.parameter)
-        )
-        stmt = select(ControlLimits).where(ControlLimits.id.in_(latest.scalar_subquery()))
-        return {row.parameter: row for row in await self.session.scalars(stmt)}
+    charge_id: int | None = None
+    product_sku: str | None = None
+    parameter: str | None = None
+    measured_from: datetime | None = None
+    measured_to: datetime | None = None
+    include_voided: bool = False
 
-    async def history(self, product_sku: str, parameter: str, limit: int) -> list[ControlLimits]:
-        """Up to ``limit`` rows of a series, newest first (the first one is current)."""
-        stmt = (
-            select(ControlLimits)
-            .where(ControlLimits.product_sku == product_sku, ControlLimits.parameter == parameter)
-            .order_by(ControlLimits.id.desc())
-            .limit(limit)
-        )
-        return list((await self.session.scalars(stmt)).all())
 
-    async def append(
-        self,
-        product_sku: str,
-        parameter: str,
-        *,
-        center: float,
-        sigma: float,
-        source: str,
-        basis: dict[str, Any] | None,
-        created_by: str,
-        created_at: datetime,
-    ) -> ControlLimits:
-        """Add a row, which becomes the current limits of its series."""
-        row = ControlLimits(
-            product_sku=product_sku,
-            parameter=parameter,
-            center=center,
-            sigma=sigma,
-            source=source,
-            basis=basis,
-            created_by=created_by,
-            created_at=created_at,
-        )
-        self.session.add(row)
-        await self.session.flush()
-        return row
+class ExportedMeasurement(NamedTuple):
+    """One measurement as an export writes it, with its charge's number."""
+
+    id: int
+    charge_id: int
+    charge_number: str
+    product_sku: str
+    parameter: str
+    value: float
+    measured_at: datetime
+    created_at: datetime
+    voided_at: datetime | None
+    void_reason: str | None
+    voided_by: str | None
 
 
 class MeasurementRepository:
@@ -418,6 +390,68 @@ class MeasurementRepository:
             .limit(limit)
         )
         return _points(await self._execute(stmt))
+
+    async def export_chunk(
+        self, where: MeasurementSelection, after: MeasurementExportKey | None, limit: int
+    ) -> list[ExportedMeasurement]:
+        """Up to ``limit`` measurements ``where`` selects after ``after`` (the (parameter,
+        measured_at, id) of the last one read), each with its charge's number: one keyset chunk of an
+        export, in one query for the measurements and one (``ChargeRepository.numbers``) for the
+        numbers of their charges."""
+        stmt = select(
+            Measurement.id,
+            Measurement.charge_id,
+            Measurement.product_sku,
+            Measurement.parameter,
+            Measurement.value,
+            Measurement.measured_at,
+            Measurement.created_at,
+            Measurement.voided_at,
+            Measurement.void_reason,
+            Measurement.voided_by,
+        )
+        if where.charge_id is not None:
+            stmt = stmt.where(Measurement.charge_id == where.charge_id)
+        if where.product_sku is not None:
+            stmt = stmt.where(Measurement.product_sku == where.product_sku)
+        if where.parameter is not None:
+            stmt = stmt.where(Measurement.parameter == where.parameter)
+        if where.measured_from is not None:
+            stmt = stmt.where(Measurement.measured_at >= where.measured_from)
+        if where.measured_to is not None:
+            stmt = stmt.where(Measurement.measured_at < where.measured_to)
+        if not where.include_voided:
+            stmt = stmt.where(Measurement.voided_at.is_(None))
+        order = (Measurement.parameter, Measurement.measured_at, Measurement.id)
+        if after is not None:
+            # Each value bound with its column's type, so that a UTC time is in the stored format on
+            # SQLite too.
+            key = [literal(value, column.type) for column, value in zip(order, after, strict=True)]
+            stmt = stmt.where(tuple_(*order) > tuple_(*key))
+        stmt = stmt.order_by(*order).limit(limit)
+        while True:
+            rows = (await self.session.execute(stmt)).all()
+            numbers = await ChargeRepository(self.session).numbers([row.charge_id for row in rows])
+            if all(row.charge_id in numbers for row in rows):
+                break
+            # A charge deleted (with its measurements) between the two reads: read the chunk again,
+            # so that a full chunk still means the export goes on.
+        return [
+            ExportedMeasurement(
+                row.id,
+                row.charge_id,
+                numbers[row.charge_id],
+                row.product_sku,
+                row.parameter,
+                row.value,
+                row.measured_at,
+                row.created_at,
+                row.voided_at,
+                row.void_reason,
+                row.voided_by,
+            )
+            for row in rows
+        ]
 
     async def _execute(self, stmt: Select[*tuple[Any, ...]]) -> CursorResult[*tuple[Any, ...]]:
         # Core execution on the session's connection: these reads return plain rows, thousands of

@@ -21,7 +21,6 @@ from erp_api.http import (
 from erp_api.openapi import Operation, describe
 from erp_api.quality.documents import measurement_dict, spec_dict
 from erp_api.quality.schemas import (
-    MAX_TREND_PERIODS,
     MeasurementBatchIn,
     MeasurementCreated,
     MeasurementIn,
@@ -36,10 +35,9 @@ from erp_api.quality.schemas import (
     SpecPath,
     SummaryOut,
     SummaryQuery,
-    TrendOut,
-    TrendQuery,
     VoidBody,
 )
+from erp_api.quality.summaries.schemas import MAX_TREND_PERIODS, TrendOut, TrendQuery
 from erp_api.resources import resources
 from erp_api.security.access import Endpoint
 from erp_api.security.body_limit import BodyLimit

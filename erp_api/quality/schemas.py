@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -16,7 +16,6 @@ from pydantic import (
 from erp_api.charges.schemas import ProductSku, Unit
 from erp_api.quality.spc.rules import RULE_SETS, RuleName
 from erp_api.quality.spec_rules import unknown_rule_ids
-from erp_api.quality.summaries.series_stats import periods_covering
 from erp_api.schemas import QueryModel, SchemaName, StrictBody, UtcDatetime
 
 MAX_PAGE_SIZE = 500
@@ -241,58 +240,6 @@ class SummaryOut(BaseModel):
     items: list[SummaryRow]
 
 
-MAX_TREND_PERIODS = 1_000
-TrendPeriod = Annotated[Literal["hour", "day", "week"], SchemaName("TrendPeriod")]
-
-
-class TrendQuery(QueryModel):
-    product_sku: ProductSku
-    parameter: Parameter
-    period: TrendPeriod = Field(
-        "day", description="UTC hours, UTC days, or ISO weeks (from Monday 00:00 UTC)"
-    )
-    from_: UtcDatetime = Field(alias="from", description="Measured at or after; rounded down to its period")
-    to: UtcDatetime = Field(description="Measured before; rounded up to the end of its period")
-
-    @model_validator(mode="after")
-    def _bounded(self) -> TrendQuery:
-        if self.from_ >= self.to:
-            raise ValueError("from must be before to")
-        first, end = periods_covering(self.from_, self.to, self.period)
-        if end - first > MAX_TREND_PERIODS:
-            raise ValueError(
-                f"the range spans {end - first} {self.period}s; at most {MAX_TREND_PERIODS}: "
-                "narrow it or choose a longer period"
-            )
-        return self
-
-
-class TrendPoint(BaseModel):
-    """One period with measurements; cpk from sigma = MR-bar / 1.128 within the period."""
-
-    start: datetime
-    n: int
-    mean: float
-    std: float | None = Field(description="Sample standard deviation (n - 1)")
-    min: float
-    max: float
-    out_of_spec: int
-    cpk: float | None
-
-
-class TrendOut(BaseModel):
-    """Whole periods covering [from, to); periods without measurements are left out."""
-
-    product_sku: str
-    parameter: str
-    period: TrendPeriod
-    from_: datetime = Field(alias="from", description="Start of the first period")
-    to: datetime = Field(description="End of the last period")
-    lsl: float | None
-    usl: float | None
-    items: list[TrendPoint]
-
-
 # Control charts ----------------------------------------------------------------------------------
 
 ChartKind = Annotated[
@@ -378,59 +325,3 @@ class ControlChartQuery(QueryModel):
 
 
 # Control limits ----------------------------------------------------------------------------------
-
-MAX_BASELINE_CHARGES = 1_000
-
-
-class LimitsBody(StrictBody):
-    """Control limits set by hand: the process centre and sigma (UCL/LCL = center +/- 3 sigma)."""
-
-    center: FiniteValue
-    sigma: Annotated[float, Field(gt=0, allow_inf_nan=False, le=MAX_ABS_VALUE)]
-
-
-class LimitsComputeBody(StrictBody):
-    """The baseline: measured in [from, to), or the measurements of some charges; exactly one form."""
-
-    from_: UtcDatetime | None = Field(None, alias="from", description="Measured at or after (inclusive)")
-    to: UtcDatetime | None = Field(None, description="Measured before (exclusive)")
-    charge_ids: (
-        Annotated[
-            list[Annotated[int, Field(ge=1, lt=2**63)]], Field(min_length=1, max_length=MAX_BASELINE_CHARGES)
-        ]
-        | None
-    ) = None
-
-    @model_validator(mode="after")
-    def _one_form(self) -> LimitsComputeBody:
-        by_time = self.from_ is not None or self.to is not None
-        if by_time == (self.charge_ids is not None):
-            raise ValueError('give either "from" and "to", or "charge_ids"')
-        if by_time and (self.from_ is None or self.to is None):
-            raise ValueError('give both "from" and "to"')
-        if self.from_ is not None and self.to is not None and self.from_ >= self.to:
-            raise ValueError("from must be before to")
-        return self
-
-
-class LimitsOut(BaseModel):
-    id: int
-    product_sku: str
-    parameter: str
-    center: float
-    sigma: float
-    ucl: float
-    lcl: float
-    source: Literal["manual", "computed"]
-    basis: dict[str, Any] | None = Field(
-        description='computed: {"from", "to", "n"} or {"charge_ids", "n"}; manual: null'
-    )
-    created_by: str
-    created_at: datetime
-
-
-class LimitsHistory(BaseModel):
-    current: LimitsOut | None = Field(
-        description="The limits the chart, analyses and rules use; null if none"
-    )
-    history: list[LimitsOut] = Field(description="Newest first, the current limits included (at most 100)")

@@ -26,9 +26,10 @@ from erp_api.quality.charts.individuals import LimitsSource, parameter_analysis
 from erp_api.quality.charts.service import ControlChartService
 from erp_api.quality.documents import measurement_dict, spec_dict
 from erp_api.quality.ingest import MeasurementIngestor
+from erp_api.quality.limits.repository import ControlLimitsRepository
 from erp_api.quality.models import Measurement, QualitySpec
 from erp_api.quality.records import NewMeasurement, StoredMeasurement
-from erp_api.quality.repository import ControlLimitsRepository, MeasurementRepository, SpecRepository
+from erp_api.quality.repository import MeasurementRepository, SpecRepository
 from erp_api.quality.schemas import (
     ControlChartQuery,
     MeasurementBatchIn,
@@ -37,7 +38,6 @@ from erp_api.quality.schemas import (
     SpecBody,
     SpecListQuery,
     SummaryQuery,
-    TrendQuery,
 )
 from erp_api.quality.spc.capability import capability_indices
 from erp_api.quality.spc.chart import D2
@@ -45,6 +45,7 @@ from erp_api.quality.spc.series import Baseline, RuleSet
 from erp_api.quality.spec_rules import stored_rule_ids
 from erp_api.quality.summaries.query import SeriesAggregate, summarize
 from erp_api.quality.summaries.rollups import SeriesRollups
+from erp_api.quality.summaries.schemas import TrendQuery
 from erp_api.quality.summaries.series_stats import hour_of
 from erp_api.quality.summaries.trend import trend as quality_trend
 from erp_api.quality.writer import MeasurementWriter, charge_refusal

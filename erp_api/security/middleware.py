@@ -13,7 +13,8 @@
    headers to the response (and an ``Allow`` naming every method of the path to a 405).
 
 It sits inside CORS (so preflights need no key) and outside the router (so nothing reaches a
-route unchecked), and inside ``ResponseHeadersMiddleware``, which sends the ``RateLimit-*`` headers. Its services come from ``app.state.resources.security``, built by the lifespan.
+route unchecked), and inside ``ResponseHeadersMiddleware``, which sends the ``RateLimit-*`` headers.
+Its services come from ``app.state.resources.security``, built by the lifespan.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""Request and response shapes of the key and audit routes."""
+"""Request and response shapes of the key routes."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
+from erp_api.schemas import QueryModel, StrictBody
 from erp_api.security.roles import Role
 
 MAX_AUDIT_PAGE = 200
@@ -14,16 +15,12 @@ MAX_AUDIT_PAGE = 200
 Text = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
+class KeyCreate(StrictBody):
     role: Role
     name: Text = Field(description="Who or what holds the key, e.g. 'line 3 tablet'")
 
 
-class KeyListQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class KeyListQuery(QueryModel):
     include_revoked: bool = False
 
 

@@ -12,7 +12,7 @@ import pytest
 from starlette.requests import Request
 from starlette.types import Message
 
-from erp_api.http import API_PREFIX, JsonDocumentResponse, json_response, next_page_url
+from erp_api.http import API_PREFIX, JsonDocumentResponse, json_response, next_page_url, request_header
 from tests.charges.helpers import assert_problem, create, create_in
 from tests.quality.alerts.helpers import BEYOND_3_SIGMA, wait_for_alerts, watch
 from tests.quality.helpers import SPECS, at, given_spec, measurements_url
@@ -222,3 +222,14 @@ async def test_a_json_document_is_sent_as_json_response_would_send_it(body: byte
 
 async def receive_nothing() -> Message:
     raise AssertionError("a response does not read the request")
+
+
+def test_a_request_header_is_its_first_value_or_none() -> None:
+    scope = {
+        "type": "http",
+        "headers": [(b"if-none-match", b'"a"'), (b"if-none-match", b'"b"'), (b"x-name", b"\xfc")],
+    }
+    request = Request(scope)
+    assert request_header(request, "if-none-match") == request.headers.get("if-none-match") == '"a"'
+    assert request_header(request, "x-name") == request.headers.get("x-name") == "ü"
+    assert request_header(request, "if-match") is request.headers.get("if-match") is None

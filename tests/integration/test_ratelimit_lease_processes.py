@@ -11,13 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from erp_api.migrate import upgrade
 from erp_api.security.rate_lease import lease_size
-from erp_api.security.ratelimit import redis_client
-from erp_api.settings import load_settings
-from testing.processes import Server, running_server
-from tests import services
+from testing.processes import Server
 from tests.conftest import TEST_ADMIN_KEY, bearer
+from tests.integration.limited_servers import redis_prefix, two_limited_servers
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 LIMIT = 400
@@ -27,49 +24,18 @@ LEASE = lease_size(LIMIT, LEASE_TOKENS)  # 4
 PROCESSES = 2
 
 
-async def _delete_keys(url: str, prefix: str) -> None:
-    client = redis_client(url, timeout_seconds=2, max_connections=2)
-    try:
-        async for key in client.scan_iter(match=f"{prefix}*"):
-            await client.delete(key)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    url = services.require_redis()
-    prefix = services.unique_name("erp-rl-lease")
-    yield prefix
-    asyncio.run(_delete_keys(url, prefix))
-
-
-@pytest.fixture
-def two_servers(tmp_path: Path, redis_prefix: str) -> Iterator[tuple[Server, Server]]:
+def two_servers(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
     """Two server processes sharing one database and one Redis limiter, admin limit LIMIT."""
-    database = f"sqlite+aiosqlite:///{tmp_path}/erp.sqlite3"
-    upgrade(load_settings(database_url=database))
-    env = {
-        "ERP_DATABASE_URL": database,
-        "ERP_BROKER_URL": f"sqla+sqlite:///{tmp_path}/broker.sqlite3",
-        "ERP_CACHE_BACKEND": "memory",
-        "ERP_AUTH_ENABLED": "true",
-        "ERP_BOOTSTRAP_ADMIN_KEY": TEST_ADMIN_KEY,
-        "ERP_RATE_LIMIT_BACKEND": "redis",
-        "ERP_REDIS_URL": services.REDIS_URL,
-        "ERP_RATE_LIMIT_PREFIX": redis_prefix,
-        "ERP_RATE_LIMIT_ADMIN": str(LIMIT),
+    extra = {
         "ERP_RATE_LIMIT_LEASE_TOKENS": str(LEASE_TOKENS),
-        # An hour's window: a place refills every 9 s, so the test sees at most one or two.
         "ERP_RATE_LIMIT_WINDOW_SECONDS": str(WINDOW_SECONDS),
-        # A slow Redis would make the limiter fail open to per-process memory: not what is tested.
-        "ERP_REDIS_TIMEOUT_SECONDS": "10",
-        "ERP_ACCESS_LOG": "false",
     }
-    with running_server(env) as first, running_server(env) as second:
+    with (
+        redis_prefix("erp-rl-lease") as prefix,
+        two_limited_servers(tmp_path, prefix, LIMIT, extra) as (first, second),
+    ):
         yield first, second
-    for server in (first, second):
-        assert "rate_limit_redis_unavailable" not in server.process.log()
 
 
 async def test_concurrent_requests_on_both_processes_are_admitted_within_the_lease_bound(

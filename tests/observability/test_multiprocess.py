@@ -94,7 +94,10 @@ def test_two_workers_report_the_combined_request_count(tmp_path: Path) -> None:
 def test_the_parent_empties_the_directory_and_hands_it_to_the_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    # setenv first, so that monkeypatch restores the variable's absence after the test: the code
+    # under test sets it in os.environ itself.
+    monkeypatch.setenv(MULTIPROC_ENV, "")
+    monkeypatch.delenv(MULTIPROC_ENV)
     directory = tmp_path / "metrics"
     directory.mkdir()
     (directory / "histogram_12345.db").write_bytes(b"stale")
@@ -106,7 +109,10 @@ def test_the_parent_empties_the_directory_and_hands_it_to_the_workers(
 
 
 def test_one_worker_without_a_directory_keeps_metrics_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    # setenv first, so that monkeypatch restores the variable's absence after the test: the code
+    # under test sets it in os.environ itself.
+    monkeypatch.setenv(MULTIPROC_ENV, "")
+    monkeypatch.delenv(MULTIPROC_ENV)
     assert prepare_workers(load_settings(workers=1)) is None
     assert MULTIPROC_ENV not in os.environ
 

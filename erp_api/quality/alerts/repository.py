@@ -7,13 +7,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from erp_api.quality.alerts.states import OPEN_STATUSES
 from erp_api.quality.models import QualityAlert
 
+# What an export of alerts holds of each (``exports.columns``), in order.
+_EXPORT_COLUMNS = (
+    QualityAlert.id,
+    QualityAlert.charge_id,
+    QualityAlert.product_sku,
+    QualityAlert.parameter,
+    QualityAlert.rule,
+    QualityAlert.status,
+    QualityAlert.measurement_id,
+    QualityAlert.measurement_ids,
+    QualityAlert.limits_id,
+    QualityAlert.center,
+    QualityAlert.sigma,
+    QualityAlert.reason,
+    QualityAlert.opened_at,
+    QualityAlert.updated_at,
+    QualityAlert.changed_by,
+)
 # Rows per INSERT: 12 parameters each stays far below SQLite's and asyncpg's bound-parameter limits.
 INSERT_CHUNK: Final = 1_000
 
@@ -116,6 +134,30 @@ class AlertRepository:
             stmt = stmt.where(QualityAlert.id < before_id)
         stmt = stmt.order_by(QualityAlert.id.desc()).limit(limit)
         return list((await self.session.scalars(stmt)).all())
+
+    async def export_chunk(
+        self, where: AlertFilter, after: int | None, limit: int
+    ) -> Sequence[Row[*tuple[Any, ...]]]:
+        """Up to ``limit`` alerts ``where`` selects with an id above ``after`` (the last one read), in
+        id order (the order they opened in): one keyset chunk of an export, its columns those of
+        ``_EXPORT_COLUMNS``."""
+        stmt = select(*_EXPORT_COLUMNS)
+        if where.statuses is not None:
+            stmt = stmt.where(QualityAlert.status.in_(sorted(set(where.statuses))))
+        if where.charge_id is not None:
+            stmt = stmt.where(QualityAlert.charge_id == where.charge_id)
+        if where.product_sku is not None:
+            stmt = stmt.where(QualityAlert.product_sku == where.product_sku)
+        if where.parameter is not None:
+            stmt = stmt.where(QualityAlert.parameter == where.parameter)
+        if where.rule is not None:
+            stmt = stmt.where(QualityAlert.rule == where.rule)
+        if after is not None:
+            stmt = stmt.where(QualityAlert.id > after)
+        rows: Sequence[Row[*tuple[Any, ...]]] = (
+            await self.session.execute(stmt.order_by(QualityAlert.id).limit(limit))
+        ).all()
+        return rows
 
     async def open_counts(self) -> dict[str, int]:
         """Open alerts (not resolved or dismissed) per rule, in one query."""

@@ -49,9 +49,10 @@ from erp_api.observability.metrics import observe_alerts_opened
 from erp_api.quality import cache_tags as quality_tags
 from erp_api.quality.alerts.repository import AlertRepository, NewAlert
 from erp_api.quality.alerts.rule_checks import ClaimedCheck, RuleCheckRepository, SeriesCommit
+from erp_api.quality.limits.repository import ControlLimitsRepository
 from erp_api.quality.models import ControlLimits, QualitySpec
 from erp_api.quality.records import SeriesPoint
-from erp_api.quality.repository import ControlLimitsRepository, MeasurementRepository, SpecRepository
+from erp_api.quality.repository import MeasurementRepository, SpecRepository
 from erp_api.quality.spc.rules import RULE_LOOKBACK, RULE_WINDOWS, RuleName, RuleSet
 from erp_api.quality.spc.series import Baseline, analyse_series
 from erp_api.quality.spec_rules import rule_ids_of, rule_set_of

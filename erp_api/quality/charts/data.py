@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import CursorResult, Select, func, select, tuple_
+from sqlalchemy import CursorResult, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from erp_api.charges.models import Charge
+from erp_api.charges.repository import IN_CHUNK, ChargeRepository, ProductionKey, chunked
 from erp_api.quality.models import Inspection, Measurement
 from erp_api.quality.spc.constants import MIN_SIZE
 
@@ -71,65 +71,63 @@ class ChartDataRepository:
     ) -> list[ChargeSubgroup]:
         """The latest ``limit`` charges of a product with at least ``MIN_SIZE`` non-voided values of
         ``parameter``, as subgroups in production order; older charges are dropped while the values
-        would exceed ``max_values``."""
-        count = (
-            select(func.count())
-            .where(
-                Measurement.charge_id == Charge.id,
-                Measurement.parameter == parameter,
-                Measurement.voided_at.is_(None),
-            )
-            .correlate(Charge)
-            .scalar_subquery()
-        )
-        chosen_stmt = (
-            select(Charge.id, Charge.produced_at, count)
-            .where(Charge.product_sku == product_sku, count >= MIN_SIZE)
-            .order_by(Charge.produced_at.desc(), Charge.id.desc())
-            .limit(limit)
-        )
-        chosen: list[tuple[int, datetime]] = []
+        would exceed ``max_values``.
+
+        The product's charges are read newest first a page of ``IN_CHUNK`` at a time (through the
+        charges' repository), each page's value counts in one query, until enough are chosen."""
+        charges = ChargeRepository(self.session)
+        chosen: list[tuple[int, str]] = []  # newest first
         total = 0
-        for charge_id, produced_at, values in await self._execute(chosen_stmt):
-            total += int(values)
-            if total > max_values:
-                break
-            chosen.append((charge_id, produced_at))
+        before: ProductionKey | None = None
+        while len(chosen) < limit:
+            page = await charges.production_page(product_sku, before=before, limit=IN_CHUNK)
+            counts = await self._value_counts(parameter, [charge_id for charge_id, _, _ in page])
+            for charge_id, _, charge_number in page:
+                values = counts.get(charge_id, 0)
+                if values < MIN_SIZE:
+                    continue
+                total += values
+                if total > max_values:
+                    break
+                chosen.append((charge_id, charge_number))
+                if len(chosen) == limit:
+                    break
+            else:
+                if len(page) == IN_CHUNK:
+                    before = (page[-1][1], page[-1][0])
+                    continue
+            break
         if not chosen:
             return []
-        oldest_id, oldest_at = chosen[-1][0], chosen[-1][1]
-        stmt = (
-            select(Measurement.charge_id, Charge.charge_number, Measurement.value)
-            .join(Charge, Charge.id == Measurement.charge_id)
-            .where(
-                Charge.product_sku == product_sku,
-                tuple_(Charge.produced_at, Charge.id) >= tuple_(oldest_at, oldest_id),
-                Measurement.parameter == parameter,
-                Measurement.voided_at.is_(None),
+        chosen.reverse()
+        groups = {charge_id: ChargeSubgroup(charge_number, []) for charge_id, charge_number in chosen}
+        for chunk in chunked(list(groups)):
+            stmt = (
+                select(Measurement.charge_id, Measurement.value)
+                .where(
+                    Measurement.charge_id.in_(chunk),
+                    Measurement.parameter == parameter,
+                    Measurement.voided_at.is_(None),
+                )
+                .order_by(Measurement.measured_at, Measurement.id)
             )
-            .order_by(Charge.produced_at, Charge.id, Measurement.measured_at, Measurement.id)
-        )
-        wanted = {charge_id for charge_id, _ in chosen}
-        groups: dict[int, ChargeSubgroup] = {}
-        for charge_id, charge_number, value in await self._execute(stmt):
-            # A charge produced since the first query is not among those chosen.
-            if charge_id in wanted:
-                groups.setdefault(charge_id, ChargeSubgroup(charge_number, [])).values.append(float(value))
-        # A value voided since the first query can leave a charge below the minimum.
+            for charge_id, value in await self._execute(stmt):
+                groups[charge_id].values.append(float(value))
+        # A value voided since the counts can leave a charge below the minimum.
         return [group for group in groups.values() if len(group.values) >= MIN_SIZE]
 
     async def latest_samples(
         self, product_sku: str, characteristic: str, form: InspectionForm, limit: int
     ) -> list[Sample]:
-        """The last ``limit`` inspections of one form of a product's characteristic, in inspection order."""
+        """The last ``limit`` inspections of one form of a product's characteristic, in inspection
+        order, with their charges' numbers (from the charges' repository)."""
         size, counted = (
             (Inspection.inspected, Inspection.nonconforming)
             if form == "defectives"
             else (Inspection.units, Inspection.nonconformities)
         )
         stmt = (
-            select(Charge.charge_number, size, counted)
-            .join(Charge, Charge.id == Inspection.charge_id)
+            select(Inspection.charge_id, size, counted)
             .where(
                 Inspection.product_sku == product_sku,
                 Inspection.characteristic == characteristic,
@@ -138,9 +136,31 @@ class ChartDataRepository:
             .order_by(Inspection.inspected_at.desc(), Inspection.id.desc())
             .limit(limit)
         )
-        samples = [Sample(number, int(n), int(c)) for number, n, c in await self._execute(stmt)]
+        while True:
+            rows = list(await self._execute(stmt))
+            numbers = await ChargeRepository(self.session).numbers([charge_id for charge_id, _, _ in rows])
+            if all(charge_id in numbers for charge_id, _, _ in rows):
+                break
+            # A charge deleted (with its inspections) between the two reads: read them again.
+        samples = [Sample(numbers[charge_id], int(n), int(c)) for charge_id, n, c in rows]
         samples.reverse()
         return samples
+
+    async def _value_counts(self, parameter: str, charge_ids: Sequence[int]) -> dict[int, int]:
+        """How many non-voided values of ``parameter`` each of the charges has (none: absent)."""
+        counts: dict[int, int] = {}
+        for chunk in chunked(charge_ids):
+            stmt = (
+                select(Measurement.charge_id, func.count())
+                .where(
+                    Measurement.charge_id.in_(chunk),
+                    Measurement.parameter == parameter,
+                    Measurement.voided_at.is_(None),
+                )
+                .group_by(Measurement.charge_id)
+            )
+            counts.update({int(charge_id): int(n) for charge_id, n in await self._execute(stmt)})
+        return counts
 
     async def _execute(self, stmt: Select[*tuple[Any, ...]]) -> CursorResult[*tuple[Any, ...]]:
         # Core execution: thousands of plain rows without the ORM's per-row work.

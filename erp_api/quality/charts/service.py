@@ -36,8 +36,9 @@ from erp_api.quality.charts.builder import (
 from erp_api.quality.charts.data import ChartDataRepository, InspectionForm, fixed_subgroups
 from erp_api.quality.charts.individuals import control_chart
 from erp_api.quality.charts.schemas import CapabilityQuery
+from erp_api.quality.limits.repository import ControlLimitsRepository
 from erp_api.quality.models import QualitySpec
-from erp_api.quality.repository import ControlLimitsRepository, MeasurementRepository, SpecRepository
+from erp_api.quality.repository import MeasurementRepository, SpecRepository
 from erp_api.quality.schemas import (
     ATTRIBUTE_CHARTS,
     MAX_SUBGROUP_VALUES,

@@ -9,7 +9,8 @@ from starlette.responses import Response
 from erp_api.http import json_response, read_json, validation_failed
 from erp_api.openapi import Operation, describe
 from erp_api.quality.documents import limits_dict
-from erp_api.quality.schemas import LimitsBody, LimitsComputeBody, LimitsHistory, LimitsOut, SpecPath
+from erp_api.quality.limits.schemas import LimitsBody, LimitsComputeBody, LimitsHistory, LimitsOut
+from erp_api.quality.schemas import SpecPath
 from erp_api.resources import resources
 from erp_api.security.access import Endpoint
 from erp_api.security.roles import Role

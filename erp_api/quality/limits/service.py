@@ -23,9 +23,10 @@ from erp_api.db import utcnow
 from erp_api.errors import NotFound, ValidationFailed
 from erp_api.quality import cache_tags as quality_tags
 from erp_api.quality.documents import limits_dict
+from erp_api.quality.limits.repository import ControlLimitsRepository
+from erp_api.quality.limits.schemas import LimitsBody, LimitsComputeBody
 from erp_api.quality.models import ControlLimits
-from erp_api.quality.repository import ControlLimitsRepository, MeasurementRepository, SpecRepository
-from erp_api.quality.schemas import LimitsBody, LimitsComputeBody
+from erp_api.quality.repository import MeasurementRepository, SpecRepository
 from erp_api.quality.spc.chart import individuals_limits
 from erp_api.security.principal import current_principal
 

@@ -21,7 +21,15 @@ from sqlalchemy import ColumnElement, Select, and_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from erp_api.db import read_snapshot
-from erp_api.quality.rollup_sql import HOURS, RAW, SERIES, SPECS, SeriesKey, figures_of, hour_figures
+from erp_api.quality.summaries.rollup_sql import (
+    HOURS,
+    RAW,
+    SERIES,
+    SPECS,
+    SeriesKey,
+    figures_of,
+    hour_figures,
+)
 from erp_api.quality.summaries.series_stats import (
     NOTHING,
     Limits,

@@ -18,7 +18,7 @@ from sqlalchemy import select, union
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from erp_api.db import create_engine, create_session_factory, read_snapshot
-from erp_api.quality.rollup_sql import HOURS, RAW, SERIES, SPECS, SeriesKey, segment_of
+from erp_api.quality.summaries.rollup_sql import HOURS, RAW, SERIES, SPECS, SeriesKey, segment_of
 from erp_api.quality.summaries.rollups import SeriesRollups
 from erp_api.quality.summaries.series_stats import NO_LIMITS, Moments, Segment, joined, mr_bar
 from erp_api.settings import Settings

@@ -39,8 +39,8 @@ from datetime import datetime
 from sqlalchemy import tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from erp_api.quality.rollup_sql import RAW, SeriesKey
-from erp_api.quality.rollup_store import STREAM_CHUNK, RollupStore, SeriesFigures
+from erp_api.quality.summaries.rollup_sql import RAW, SeriesKey
+from erp_api.quality.summaries.rollup_store import STREAM_CHUNK, RollupStore, SeriesFigures
 from erp_api.quality.summaries.series_stats import (
     NO_LIMITS,
     NOTHING,

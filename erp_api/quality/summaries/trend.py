@@ -15,9 +15,9 @@ from sqlalchemy import ColumnElement, Integer, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from erp_api.db import read_snapshot
-from erp_api.quality.rollup_sql import HOURS, SPECS, figures_of, hour_figures
-from erp_api.quality.schemas import TrendQuery
 from erp_api.quality.spc.capability import capability_indices
+from erp_api.quality.summaries.rollup_sql import HOURS, SPECS, figures_of, hour_figures
+from erp_api.quality.summaries.schemas import TrendQuery
 from erp_api.quality.summaries.series_stats import (
     PERIOD_HOURS,
     PERIOD_ORIGIN,

@@ -20,9 +20,10 @@ from erp_api.charges.models import Charge, ChargeStatusChange
 from erp_api.charges.repository import ChargeRepository
 from erp_api.db import utcnow
 from erp_api.quality.alerts.rule_checker import AUTO_HOLD, RuleChecker
+from erp_api.quality.limits.repository import ControlLimitsRepository
 from erp_api.quality.models import Measurement, QualitySpec, RuleCheck
 from erp_api.quality.records import NewMeasurement
-from erp_api.quality.repository import ControlLimitsRepository, MeasurementRepository
+from erp_api.quality.repository import MeasurementRepository
 from erp_api.quality.spc.rules import RULE_LOOKBACK, RULE_WINDOWS
 from erp_api.quality.writer import MeasurementWriter
 from tests.quality.alerts.helpers import (

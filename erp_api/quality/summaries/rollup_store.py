@@ -15,7 +15,7 @@ from sqlalchemy import Row, Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from erp_api.quality.rollup_sql import (
+from erp_api.quality.summaries.rollup_sql import (
     HOURS,
     RAW,
     SERIES,
