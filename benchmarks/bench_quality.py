@@ -1,4 +1,4 @@
-"""Quality on PostgreSQL: batch ingestion, group commit, bulk lookup, and the cached capability summary.
+"""Quality on PostgreSQL: group commit, insert strategies, bulk lookup, and the cached capability summary.
 
 One private database holds the demo charges and specs plus measurements up to 1,000,000. Three
 uvicorn processes serve it: group commit on (memory cache), group commit off (one transaction per
@@ -9,6 +9,10 @@ group-commit configurations are interleaved so that drift of the machine hits bo
 ``history`` (also run by ``main``; alone: ``python -m benchmarks.bench_quality history [ROWS ...]``)
 times the uncached reads against a short and a long history side by side, on SQLite and PostgreSQL:
 summaries and trends read the rollups, measurement pages an index in the list's order.
+
+``quality_loop.run`` (also run by ``main``; alone: ``python -m benchmarks.bench_quality loop [ROWS ...]``)
+measures batch ingestion with the on-ingest rule check, alert latency and the check's cost against
+a short and a long history (``ROWS`` prior points).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import httpx
 import orjson
 from sqlalchemy import insert
 
-from benchmarks import wrk
+from benchmarks import quality_loop, wrk
 from benchmarks.common import (
     POSTGRES_ADMIN,
     RESULTS,
@@ -45,6 +49,7 @@ from benchmarks.common import (
     reachable,
     write_result,
 )
+from benchmarks.quality_loop import driver_url, ingest_target
 from cache import CacheManager, build_backend
 from erp_api.charges.repository import ChargeRepository
 from erp_api.db import create_engine, create_session_factory
@@ -62,10 +67,8 @@ from testing.processes import running_server
 
 TOPIC = "quality"
 ROUNDS = 3
-BATCH_SECONDS = 4
 SINGLE_SECONDS = 3
 SINGLE_CONNECTIONS = 64
-BATCH_CONNECTIONS = 4
 BATCH_ITEMS = 10_000
 SUMMARY_ROWS = 1_000_000
 LOOKUP_NUMBERS = 1_000
@@ -87,10 +90,6 @@ end
 """
 
 
-def _driver_url(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 # Setup ---------------------------------------------------------------------------------------------------
 
 
@@ -103,7 +102,7 @@ async def _seed(url: str) -> tuple[int, list[tuple[int, str]]]:
         await seed_quality(sessions)
     finally:
         await engine.dispose()
-    conn = await asyncpg.connect(_driver_url(url), timeout=10)
+    conn = await asyncpg.connect(driver_url(url), timeout=10)
     try:
         charges = [
             (row["id"], row["product_sku"])
@@ -140,22 +139,6 @@ async def _seed(url: str) -> tuple[int, list[tuple[int, str]]]:
     finally:
         await engine.dispose()
     return total, charges
-
-
-async def _ingest_target(url: str) -> tuple[int, str]:
-    """A charge that takes the posted diameter_mm values (about 80 mm): a PUMP-HOUSING-A charge (whose
-    spec has that parameter; others are refused) in production or quarantine (released ones are not)."""
-    conn = await asyncpg.connect(_driver_url(url), timeout=10)
-    try:
-        row = await conn.fetchrow(
-            "SELECT id, product_sku FROM charges WHERE product_sku = 'PUMP-HOUSING-A' "
-            "AND status IN ('in_production', 'quarantined') ORDER BY id LIMIT 1"
-        )
-    finally:
-        await conn.close()
-    if row is None:
-        raise RuntimeError("the demo data has no PUMP-HOUSING-A charge in production or quarantine")
-    return int(row["id"]), str(row["product_sku"])
 
 
 # Measurements --------------------------------------------------------------------------------------------
@@ -246,21 +229,6 @@ def _wrk_post(base_url: str, path: str, body: bytes, connections: int, seconds: 
     }
 
 
-def _batch_ingest(url: str, charge_id: int) -> list[dict[str, float]]:
-    start = datetime(2026, 6, 1, tzinfo=UTC)
-    items = [
-        {
-            "parameter": "diameter_mm",
-            "value": 80.0 + (i % 50) / 1000,
-            "measured_at": (start + timedelta(seconds=i)).isoformat(),
-        }
-        for i in range(BATCH_ITEMS)
-    ]
-    body = orjson.dumps({"items": items})
-    path = f"{API_PREFIX}/charges/{charge_id}/measurements"
-    return [_wrk_post(url, path, body, BATCH_CONNECTIONS, BATCH_SECONDS) for _ in range(ROUNDS)]
-
-
 def _single_ingest(
     grouped_url: str, per_request_url: str, charge_id: int
 ) -> dict[str, list[dict[str, float]]]:
@@ -285,7 +253,7 @@ async def _insert_strategies(url: str, charge_id: int, product: str) -> dict[str
         for i in range(BATCH_ITEMS)
     ]
     columns = [list(column) for column in zip(*records, strict=True)]
-    conn = await asyncpg.connect(_driver_url(url), timeout=10)
+    conn = await asyncpg.connect(driver_url(url), timeout=10)
     engine = create_engine(load_settings(database_url=url))
     timings: dict[str, list[float]] = {"copy": [], "unnest": [], "values": []}
     unnest = (
@@ -506,15 +474,14 @@ def main() -> None:
             uncached = stack.enter_context(running_server({**env, "ERP_CACHE_BACKEND": "none"})).base_url
             summary = _summary(grouped, uncached)
             lookup = _lookup(uncached, charges)
-            target_id, target_product = asyncio.run(_ingest_target(url))
+            target_id, target_product = asyncio.run(ingest_target(url))
             strategies = asyncio.run(_insert_strategies(url, target_id, target_product))
-            batches = _batch_ingest(grouped, target_id)
             singles = _single_ingest(grouped, per_request, target_id)
     notes.append(
         f"{time.perf_counter() - began:.0f} s in all; 1-minute load average {load_before:.1f} before and "
         f"{os.getloadavg()[0]:.1f} after on {os.cpu_count()} cores (other work on the machine slows every row alike)."
     )
-    write_result(TOPIC, _report(notes, total, loaded, summary, lookup, strategies, batches, singles))
+    write_result(TOPIC, _report(notes, total, loaded, summary, lookup, strategies, singles))
 
 
 def _report(
@@ -524,18 +491,14 @@ def _report(
     summary: dict[str, Any],
     lookup: dict[str, Any],
     strategies: dict[str, float],
-    batches: list[dict[str, float]],
     singles: dict[str, list[dict[str, float]]],
 ) -> dict[str, Any]:
-    batch_rate = median([r["ok_per_s"] for r in batches]) * BATCH_ITEMS
     grouped = median([r["ok_per_s"] for r in singles["grouped"]])
     per_request = median([r["ok_per_s"] for r in singles["per_request"]])
     host = urlsplit(POSTGRES_ADMIN).hostname
     notes += [
         f"PostgreSQL at {host}; {total:,} measurements ({summary['series']} product/parameter series) "
         f"loaded with COPY in {loaded:.1f} s before the reads were timed.",
-        f'Batch ingestion: wrk, {BATCH_CONNECTIONS} connections posting {{"items": [{BATCH_ITEMS:,} measurements]}} '
-        f"for {BATCH_SECONDS} s, {ROUNDS} rounds; the rate counts only 201 answers (each one a durable commit).",
         f"Single POSTs: wrk, {SINGLE_CONNECTIONS} connections, {SINGLE_SECONDS} s per round, {ROUNDS} interleaved rounds; "
         "group commit = default window (2 ms) and up to 1,000 rows per commit; off = "
         "ERP_INGEST_MAX_ROWS_PER_COMMIT=1, each request its own transaction on the pool.",
@@ -543,26 +506,12 @@ def _report(
         "the server without cache; the cached summary is served by the memory cache after one miss.",
         f"The batch path uses COPY; fastest in this run: {min(strategies, key=strategies.__getitem__)} "
         "(unnest = one INSERT ... SELECT FROM unnest() of six arrays, values = SQLAlchemy's multi-row VALUES).",
-        f"failed requests: batch {sum(r['failed'] for r in batches):.0f}, "
-        f"single grouped {sum(r['failed'] for r in singles['grouped']):.0f}, "
+        f"failed requests: single grouped {sum(r['failed'] for r in singles['grouped']):.0f}, "
         f"single per request {sum(r['failed'] for r in singles['per_request']):.0f}",
     ]
     return {
         "title": "Quality ingestion and summaries (PostgreSQL)",
         "tables": [
-            {
-                "caption": "Batch ingestion over HTTP (POST /charges/{id}/measurements with items)",
-                "columns": ["measurements/s (median)", "batches/s", "p50 ms", "p99 ms", "target"],
-                "rows": [
-                    [
-                        round(batch_rate),
-                        round(median([r["ok_per_s"] for r in batches]), 1),
-                        round(median([r["p50_ms"] for r in batches]), 1),
-                        round(median([r["p99_ms"] for r in batches]), 1),
-                        ">= 50,000/s",
-                    ]
-                ],
-            },
             {
                 "caption": f"Insert strategies for one {BATCH_ITEMS:,}-row transaction (driver level, median)",
                 "columns": ["strategy", "ms", "rows/s"],
@@ -620,6 +569,10 @@ if __name__ == "__main__":
     # ``history [ROWS...]``: only the reads against history, e.g. at a reduced size on a busy machine.
     if sys.argv[1:2] == ["history"]:
         write_result(f"{TOPIC}_history", history(tuple(int(n) for n in sys.argv[2:]) or HISTORY_SIZES))
+    elif sys.argv[1:2] == ["loop"]:
+        sizes = tuple(int(n) for n in sys.argv[2:]) or quality_loop.HISTORY_SIZES
+        write_result(f"{TOPIC}_loop", quality_loop.run(sizes))
     else:
         main()
+        write_result(f"{TOPIC}_loop", quality_loop.run())
         write_result(f"{TOPIC}_history", history())

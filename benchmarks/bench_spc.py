@@ -1,14 +1,18 @@
 """SPC engine speed: rule sets on 100,000 points against the 200 ms target, per rule numpy vs Python,
 chart SVGs of 1,000 points against their 20 ms budget, and the X-bar/R chart of 10,000 subgroups built and
-serialized as the API sends it against its 50 ms budget.
+serialized as the API sends it against its 50 ms budget, and the uncached capability summary (every
+capability figure) against 10,000 and 1,000,000 measurements of one product on SQLite and PostgreSQL
+against its 50 ms budget.
 
-Run with ``python -m benchmarks.bench_spc``; writes ``var/bench/spc.json``.
+Run with ``python -m benchmarks.bench_spc``; writes ``var/bench/spc.json``. The summary alone, at
+other sizes: ``python -m benchmarks.bench_spc summary [ROWS ...]`` (prints, writes nothing).
 """
 
 from __future__ import annotations
 
 import itertools
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from benchmarks.capability_summary import SUMMARY_SIZES, summary_budgets, summary_results, summary_table
 from erp_api.quality.charts.builder import chart_document
 from erp_api.quality.schemas import ControlChartQuery
 from erp_api.quality.spc.capability import capability_report
@@ -153,6 +158,13 @@ def subgroup_table() -> dict[str, Any]:
     }
 
 
+def _print(table: dict[str, Any]) -> None:
+    print(table["caption"])
+    print("  " + " | ".join(table["columns"]))
+    for row in table["rows"]:
+        print("  " + " | ".join(str(cell) for cell in row))
+
+
 def main() -> None:
     rng = np.random.default_rng(20240601)
     normal = rng.normal(10.0, 1.0, N_LARGE)
@@ -207,6 +219,9 @@ def main() -> None:
         svg_table(),
         subgroup_table(),
     ]
+    svg_ms, subgroup_ms = tables[2]["rows"][1][2], tables[3]["rows"][1][2]
+    summaries = summary_results()
+    tables.append(summary_table(summaries))
     report = {
         "title": "SPC engine: Nelson / Western Electric rules and chart analysis",
         "tables": tables,
@@ -221,16 +236,33 @@ def main() -> None:
             "3 for pure Python), after one warm-up run.",
         ],
         "series": {"numpy ms per rule, 100,000 points": per_rule},
+        "budgets": [
+            {
+                "figure": f"X-bar/R over {N_SUBGROUPS:,} subgroups, server time (median ms)",
+                "measured": subgroup_ms,
+                "budget": SUBGROUP_TARGET_MS,
+                "better": "lower",
+            },
+            {
+                "figure": f"SVG of X + MR charts of {N_SMALL:,} points, built and drawn (median ms)",
+                "measured": svg_ms,
+                "budget": SVG_TARGET_MS,
+                "better": "lower",
+            },
+            *summary_budgets(summaries),
+        ],
     }
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     for table in tables:
-        print(table["caption"])
-        print("  " + " | ".join(table["columns"]))
-        for row in table["rows"]:
-            print("  " + " | ".join(str(cell) for cell in row))
+        _print(table)
     print(f"wrote {OUTPUT}")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["summary"]:
+        measured = summary_results(tuple(int(n) for n in sys.argv[2:]) or SUMMARY_SIZES)
+        _print(summary_table(measured))
+        print(orjson.dumps(summary_budgets(measured), option=orjson.OPT_INDENT_2).decode())
+    else:
+        main()

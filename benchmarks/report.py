@@ -16,7 +16,7 @@ from benchmarks.common import RESULTS, ROOT, machine
 
 DOCS = ROOT / "docs"
 PLOTS = DOCS / "bench"
-ORDER = ["cache", "spc", "http", "observability", "quality", "analysis", "scaling"]
+ORDER = ["cache", "spc", "http", "observability", "quality", "quality_loop", "analysis", "scaling"]
 PACKAGES = ["starlette", "uvicorn", "sqlalchemy", "asyncpg", "redis", "celery", "orjson", "numpy"]
 
 
@@ -48,6 +48,23 @@ def _table(table: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _budgets(budgets: list[dict[str, Any]]) -> list[str]:
+    """Each figure beside its budget, and whether it meets it (``better``: "higher" or "lower")."""
+    rows = []
+    for entry in budgets:
+        higher = entry["better"] == "higher"
+        meets = entry["measured"] >= entry["budget"] if higher else entry["measured"] <= entry["budget"]
+        rows.append(
+            [
+                entry["figure"],
+                f"{entry['measured']:,}",
+                f"{'>=' if higher else '<='} {entry['budget']:,}",
+                "meets" if meets else "misses",
+            ]
+        )
+    return _table({"caption": "Budgets", "columns": ["figure", "measured", "budget", ""], "rows": rows})
+
+
 def build(command: str) -> str:
     results = {path.stem: orjson.loads(path.read_bytes()) for path in sorted(RESULTS.glob("*.json"))}
     topics = [t for t in ORDER if t in results] + sorted(set(results) - set(ORDER))
@@ -67,6 +84,8 @@ def build(command: str) -> str:
     for topic in topics:
         result = results[topic]
         lines += [f"## {result.get('title', topic)}", ""]
+        if result.get("budgets"):
+            lines += _budgets(result["budgets"])
         for table in result.get("tables", []):
             lines += _table(table)
         for name, series in (result.get("series") or {}).items():

@@ -1,4 +1,8 @@
-"""Command line: ``python -m erp_api migrate | seed | serve | keys ... | rollups check|rebuild``."""
+"""Command line: ``erp-api migrate | seed | serve | keys ... | rollups check|rebuild``.
+
+The same as ``python -m erp_api ...``. Commands that read or write rows refuse, in one line, a
+database that has not been migrated yet.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,30 @@ import asyncio
 import sys
 from typing import Any, Final
 
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
 from erp_api.security.cli import add_key_commands, run_key_command
 from erp_api.settings import Settings, SettingsError, load_settings
+
+NEEDS_SCHEMA: Final = frozenset({"seed", "keys", "rollups"})
+"""Commands that read or write rows at once, so a missing schema is reported before they start."""
 
 SERVER_OPTIONS: Final[dict[str, Any]] = {
     # Named, not "auto": without the C extensions uvicorn would fall back to pure Python, silently
     # serving at a fraction of the speed.
     "loop": "uvloop",
-    "http": "httptools",
+    # httptools (C) with a header timeout and a request deadline (erp_api/serving.py); an import
+    # string, so that every worker process imports the class.
+    "http": "erp_api.serving:EdgeProtocol",
     "log_level": "warning",
     "log_config": None,  # records go to the JSON handler configure_logging() installed
     "access_log": False,  # the app writes its own access line per request
     "server_header": False,  # no "server: uvicorn": nothing to fingerprint (the Date header stays)
     "timeout_graceful_shutdown": 10,
 }
-"""uvicorn's options for ``serve``, host, port and workers aside (``benchmarks/bare_app.py`` uses them too)."""
+"""uvicorn's options for ``serve``, host, port and workers aside (``benchmarks/bare_app.py`` uses them too);
+those taken from the settings (timeouts, trusted proxies) are ``erp_api.serving.uvicorn_options``."""
 
 
 async def _seed(settings: Settings) -> None:
@@ -43,8 +56,29 @@ async def _seed(settings: Settings) -> None:
     )
 
 
+def _migrated(settings: Settings) -> bool:
+    from erp_api.migrate import is_migrated
+
+    try:
+        if is_migrated(settings):
+            return True
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"cannot reach the database: {exc.__class__.__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return False
+    print(
+        f"the database has no tables yet ({_where(settings)}): run `erp-api migrate` first", file=sys.stderr
+    )
+    return False
+
+
+def _where(settings: Settings) -> str:
+    if settings.sqlite_path is not None:
+        return str(settings.sqlite_path)
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m erp_api", description="erp-api administration")
+    parser = argparse.ArgumentParser(prog="erp-api", description="erp-api administration")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("seed", help="add demo data to an empty database")
@@ -61,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command in NEEDS_SCHEMA and not _migrated(settings):
+        return 1
 
     if args.command == "keys":
         return asyncio.run(run_key_command(args, settings))
@@ -79,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from erp_api.observability.logging import configure_logging
         from erp_api.observability.multiprocess import prepare_workers
+        from erp_api.serving import uvicorn_options
 
         # Before any worker imports the app: they must all write metrics to one, emptied directory.
         prepare_workers(settings)
@@ -90,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             port=settings.port,
             workers=settings.workers,
             **SERVER_OPTIONS,
+            **uvicorn_options(settings),
         )
     return 0
 

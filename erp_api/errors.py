@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import structlog
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -111,6 +113,73 @@ class BodyTooLarge(PayloadTooLarge):
     """Raised from ``receive`` once a streamed body passes the route's limit; handled as a 413."""
 
 
+class IncompleteBody(MalformedRequest):
+    """Raised from ``receive`` when a body ends short of its ``Content-Length`` (the client closed its
+    side); handled as a 400 that closes the connection."""
+
+    slug = "incomplete-body"
+    title = "Incomplete request body"
+
+
+class RequestTimeout(ApiError):
+    """Raised from ``receive`` when a body has not fully arrived within ``ERP_BODY_TIMEOUT_SECONDS``."""
+
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
+
+
+class DeadlineExceeded(ApiError):
+    """The service did not start its answer within ``ERP_REQUEST_TIMEOUT_SECONDS`` (``serving.py``):
+    the outcome of the request is unknown, so only an idempotent one may be retried as it is."""
+
+    status = 504
+    slug = "deadline-exceeded"
+    title = "Request deadline exceeded"
+
+
+CLOSE_CONNECTION: Final = {"Connection": "close"}
+"""For errors after which the rest of the connection's bytes cannot be trusted to start a request."""
+
+DATABASE_RETRY_AFTER_SECONDS: Final = 5
+"""What a 503 for an unreachable database asks clients to wait: about a pool's connect timeout."""
+
+# PostgreSQL SQLSTATE classes of a database that is down, overloaded or cancelling: connection
+# exception (08), insufficient resources (53: too many connections), operator intervention (57:
+# statement timeout, shutdown, cannot connect now).
+_UNAVAILABLE_SQLSTATE_CLASSES: Final = frozenset({"08", "53", "57"})
+# SQLite primary result codes of the same: BUSY and LOCKED (past the busy timeout), IOERR, CANTOPEN.
+# Not ERROR: a missing table is a fault of the service, a 500.
+_UNAVAILABLE_SQLITE_CODES: Final = frozenset({5, 6, 10, 14})
+_UNAVAILABLE_ERRORS: Final = (
+    sa_exc.InterfaceError,  # asyncpg: the connection was closed under the query
+    sa_exc.TimeoutError,  # no pooled connection within ERP_DB_POOL_TIMEOUT_SECONDS
+    sa_exc.DisconnectionError,
+    ConnectionError,  # refused or reset while connecting (raised as it is by asyncpg)
+    TimeoutError,  # no connection within ERP_DB_CONNECT_TIMEOUT_SECONDS, or asyncpg's command timeout
+    socket.gaierror,  # the database's host name does not resolve
+)
+
+
+def database_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 for ``exc`` if it says the database cannot be reached or cannot serve now, else None."""
+    unavailable = isinstance(exc, _UNAVAILABLE_ERRORS)
+    if not unavailable and isinstance(exc, sa_exc.DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
+        unavailable = (
+            exc.connection_invalidated
+            or (isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES)
+            or (isinstance(sqlite_code, int) and sqlite_code & 0xFF in _UNAVAILABLE_SQLITE_CODES)
+        )
+    if not unavailable:
+        return None
+    return ServiceUnavailable(
+        "the database is unavailable; retry later",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def problem_response(
     status: int,
     title: str,
@@ -179,6 +248,11 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
+    unavailable = database_unavailable(exc)
+    if unavailable is not None:
+        # Raised where no handler of the router reaches (a middleware's own query): the same 503.
+        log.warning("database_unavailable", path=request.url.path, error=type(exc).__name__)
+        return error_response(unavailable, request.url.path)
     # The trace goes to the log only; the client learns nothing of the internals.
     log.error("unhandled_error", path=request.url.path, exc_info=exc)
     return problem_response(
@@ -192,5 +266,10 @@ async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ApiError: api_error_handler,
     HTTPException: http_exception_handler,
+    # Answered inside the middleware, not re-raised to the server as Exception is (which would log a
+    # trace per request and close the connection): a 503 for an unreachable database, else a 500.
+    sa_exc.SQLAlchemyError: unhandled_error_handler,
+    ConnectionError: unhandled_error_handler,
+    TimeoutError: unhandled_error_handler,
     Exception: unhandled_error_handler,
 }

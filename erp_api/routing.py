@@ -12,14 +12,18 @@ With the answer the index keeps what the router's loop adds to the scope on the 
 ``endpoint``, ``path_params``, and a mount's ``root_path`` and ``app_root_path``), worked out once
 by those routes' own ``matches``. ``PrematchedRouter`` is Starlette's router told that answer: the
 security middleware leaves it in the scope (``PREMATCHED``), and the router, instead of trying its
-routes one by one again, sets what its loop would have set and calls the route's ``handle``.
+routes one by one again, sets what its loop would have set and calls the route's ``handle`` (for a
+plain function endpoint, the endpoint itself: see ``direct_endpoint``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from inspect import iscoroutinefunction
 from typing import Any, Final, NamedTuple
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Host, Match, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
@@ -43,6 +47,8 @@ class Found(NamedTuple):
     """The scope keys the router sets on its way to ``target`` (``path_params`` to be copied)."""
     root_path: str = ""
     """The root path ``entered`` was worked out for."""
+    endpoint: Callable[[Request], Awaitable[Response]] | None = None
+    """``target``'s endpoint when the router may call it directly (``direct_endpoint``)."""
 
     def enters(self, scope: Scope) -> bool:
         """Whether ``entered`` is what the router's loop would set in ``scope``: the same root path,
@@ -178,7 +184,28 @@ def _found(tree: _Tree, scope: Scope) -> Found:
     found = _find(tree, scope)
     if found.entered is None or "path_params" in scope or "app_root_path" in scope:
         return Found(found.route)  # found inside an enclosing app: left to the router's loop
-    return found._replace(root_path=scope.get("root_path", ""))
+    return found._replace(root_path=scope.get("root_path", ""), endpoint=direct_endpoint(found.target))
+
+
+def direct_endpoint(route: BaseRoute | None) -> Callable[[Request], Awaitable[Response]] | None:
+    """The endpoint of a ``Route`` whose app is nothing but Starlette's ``request_response`` around an
+    async function (no route middleware, no body limit of its own); else None.
+
+    That app only adds Starlette's exception wrapper, which maps what the endpoint raises with the
+    handlers the app's ``ExceptionMiddleware`` put in the scope. ``PrematchedRouter`` runs right
+    inside that middleware, which maps the same exceptions with the same handlers (and refuses, the
+    same way, to answer one raised after the response started), so calling the endpoint directly
+    changes no answer and saves a wrapper and two closures per request.
+    """
+    if not isinstance(route, Route) or not iscoroutinefunction(route.endpoint):
+        return None
+    app = route.app
+    if getattr(app, "__module__", None) != "starlette.routing":
+        return None
+    if getattr(app, "__qualname__", None) != "request_response.<locals>.app":
+        return None
+    endpoint: Callable[[Request], Awaitable[Response]] = route.endpoint
+    return endpoint
 
 
 def _find(tree: _Tree, scope: Scope) -> Found:
@@ -221,7 +248,12 @@ class PrematchedRouter(Router):
             scope["router"] = self
         scope.update(found.entered)
         scope["path_params"] = dict(scope["path_params"])  # the request's own, as the loop's would be
-        await found.target.handle(scope, receive, send)
+        if found.endpoint is None:
+            await found.target.handle(scope, receive, send)
+            return
+        # The route's handle(): its method check passed when the index found it.
+        response = await found.endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 def _allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> Iterator[str]:

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-VAR_DIR = Path("var")
+
+def _var_dir() -> Path:
+    """Where the local state lives (SQLite files, the local admin key, metric files): ``ERP_VAR_DIR``,
+    else ``var/`` of the source checkout the package runs from, else the user's data directory;
+    never the current directory, so a command run elsewhere finds the same database."""
+    configured = os.environ.get("ERP_VAR_DIR", "").strip()
+    if configured:
+        return Path(configured).expanduser().resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "alembic").is_dir():
+        return checkout / "var"
+    data_home = os.environ.get("XDG_DATA_HOME", "").strip() or Path.home() / ".local" / "share"
+    return Path(data_home) / "erp-api"
+
+
+VAR_DIR = _var_dir()
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+BODY_TIMEOUT_DEFAULT_SECONDS: Final = 20.0
 
 
 class SettingsError(RuntimeError):
@@ -83,6 +103,11 @@ class Settings(BaseSettings):
     analysis_task_delay_seconds: float = Field(0.0, ge=0, le=600)  # test only
     analysis_task_pause_after_commit_seconds: float = Field(0.0, ge=0, le=600)  # test only
     reaper_interval_seconds: float = Field(60.0, gt=0)
+    # A running analysis renews its heartbeat every interval; one silent for the timeout is requeued
+    # by the recovery loop every worker runs (0 turns the loop off, leaving recovery to beat).
+    analysis_heartbeat_interval_seconds: float = Field(10.0, gt=0, le=300)
+    analysis_heartbeat_timeout_seconds: float = Field(60.0, gt=0, le=3600)
+    analysis_recovery_interval_seconds: float = Field(30.0, ge=0, le=3600)
     cache_warm_interval_seconds: float = Field(300.0, ge=0)
     retention_enabled: bool = False
     retention_max_age_days: int = Field(365, ge=1)
@@ -114,6 +139,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 * 2**20, ge=1024)
     max_batch_body_bytes: int = Field(8 * 2**20, ge=1024)
     request_timeout_seconds: float = Field(30.0, gt=0)
+    # HTTP edges (erp_api/serving.py, erp_api/security/body_limit.py): how long a connection may idle
+    # between requests; take to send a request's headers (from its first byte, or from connecting);
+    # take to send its whole body (else 408). ERP_REQUEST_TIMEOUT_SECONDS, from the headers' end to the
+    # first byte of the answer, must be longer than the body's (else 504).
+    keep_alive_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    header_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(BODY_TIMEOUT_DEFAULT_SECONDS, gt=0, le=3600)
+    # Addresses or networks (comma-separated) of the proxies whose X-Forwarded-For/-Proto are believed;
+    # none by default: a client could otherwise pick the address its anonymous rate limit counts.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
     # Exports (erp_api/exports): rows per keyset query, and the most rows one export sends (a larger
     # one is cut off by closing the connection, so that it never looks complete).
@@ -213,6 +248,31 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin like https://erp.example.com (no path)")
         return value
 
+    @field_validator("body_timeout_seconds")
+    @classmethod
+    def _body_within_request(cls, value: float, info: ValidationInfo) -> float:
+        # A slow body must get its 408, not the 504 of a request the service failed to answer. Left
+        # at its default, the body's timeout follows a shorter request timeout (two thirds of it);
+        # named explicitly, it must fit.
+        request = info.data.get("request_timeout_seconds")
+        if request is not None and value >= request:
+            if value == BODY_TIMEOUT_DEFAULT_SECONDS:
+                return float(request) * 2 / 3
+            raise ValueError(f"must be less than ERP_REQUEST_TIMEOUT_SECONDS ({request})")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list | tuple):
+            return value
+        try:
+            return tuple(str(ipaddress.ip_network(item, strict=False)) for item in value)
+        except (TypeError, ValueError):
+            raise ValueError("must be IP addresses or networks like 10.0.0.0/8, comma-separated") from None
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
@@ -251,6 +311,15 @@ class Settings(BaseSettings):
                 "must exceed ERP_ANALYSIS_HARD_TIME_LIMIT_SECONDS + ERP_ANALYSIS_RETRY_BACKOFF_MAX_SECONDS "
                 f"({hard + backoff})"
             )
+        return value
+
+    @field_validator("analysis_heartbeat_timeout_seconds")
+    @classmethod
+    def _several_heartbeats(cls, value: float, info: ValidationInfo) -> float:
+        # One late or failed heartbeat must not make a live analysis look abandoned.
+        interval = info.data.get("analysis_heartbeat_interval_seconds")
+        if interval is not None and value < 3 * interval:
+            raise ValueError(f"must be at least 3 x ERP_ANALYSIS_HEARTBEAT_INTERVAL_SECONDS ({3 * interval})")
         return value
 
     @cached_property

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -24,31 +25,52 @@ REDIS = os.environ.get("ERP_LOAD_REDIS_URL", "redis://127.0.0.1:6379")
 LOAD_DATABASE = "erp_loadtest"
 
 
-def _fresh_postgres_database(name: str) -> str:
+def fresh_postgres_database(name: str) -> str:
+    """Drop and create database ``name`` on the local PostgreSQL; returns its SQLAlchemy URL."""
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return f"postgresql+asyncpg://{urlsplit(POSTGRES_ADMIN).netloc}/{name}"
+
+
+def drop_postgres_database(name: str) -> None:
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _postgres_admin(*statements: str) -> None:
     import asyncio
 
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
-    async def create() -> None:
+    async def execute() -> None:
         conn = await asyncpg.connect(POSTGRES_ADMIN, timeout=5)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            for statement in statements:
+                await conn.execute(statement)
         finally:
             await conn.close()
 
-    asyncio.run(create())
-    return f"postgresql+asyncpg://{urlsplit(POSTGRES_ADMIN).netloc}/{name}"
+    asyncio.run(execute())
+
+
+def prepare_database(env: Mapping[str, str]) -> None:
+    """Migrate the database ``env`` names and seed the demo data into it."""
+    for command in ("migrate", "seed"):
+        subprocess.run(
+            [sys.executable, "-m", "erp_api", command],
+            env={**os.environ, **env},
+            cwd=ROOT,
+            check=True,
+            timeout=600,
+        )
 
 
 class Stack:
     """Context manager owning the processes of one load run."""
 
-    def __init__(self, kind: str, admin_key: str) -> None:
+    def __init__(self, kind: str, admin_key: str, log_path: Path | None = None) -> None:
         self.kind = kind
         self.admin_key = admin_key
         self.base_url = ""
-        self.log_path = ROOT / "reports" / f"stack-{kind}.log"
+        self.log_path = log_path or ROOT / "reports" / f"stack-{kind}.log"
         self._processes = ExitStack()
 
     def environment(self) -> dict[str, str]:
@@ -60,7 +82,7 @@ class Stack:
         env = {"ERP_BOOTSTRAP_ADMIN_KEY": self.admin_key}
         if self.kind == "postgres-redis":
             env.update(
-                ERP_DATABASE_URL=_fresh_postgres_database(LOAD_DATABASE),
+                ERP_DATABASE_URL=fresh_postgres_database(LOAD_DATABASE),
                 ERP_CACHE_BACKEND="redis",
                 ERP_REDIS_URL=f"{REDIS}/0",
                 ERP_CACHE_PREFIX=f"erp-loadtest-{os.getpid()}",
@@ -79,14 +101,7 @@ class Stack:
         self.log_path.parent.mkdir(exist_ok=True)
         # The service's JSON logs go to a file next to the reports, not into the run's summary.
         self.log_path.write_bytes(b"")
-        for command in ("migrate", "seed"):
-            subprocess.run(
-                [sys.executable, "-m", "erp_api", command],
-                env={**os.environ, **env},
-                cwd=ROOT,
-                check=True,
-                timeout=600,
-            )
+        prepare_database(env)
         with self._processes as processes:
             server = processes.enter_context(
                 running_server(env, command=serve_command(), log_path=self.log_path)

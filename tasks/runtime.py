@@ -54,17 +54,10 @@ class WorkerRuntime:
                 max_attempts=settings.analysis_max_attempts,
                 delay_seconds=settings.analysis_task_delay_seconds,
                 pause_after_commit_seconds=settings.analysis_task_pause_after_commit_seconds,
+                heartbeat_interval_seconds=settings.analysis_heartbeat_interval_seconds,
             ),
         )
-        self.reaper = AnalysisReaper(
-            self.sessions,
-            self.tasks,
-            ReaperLimits(
-                stuck_after_seconds=settings.analysis_stuck_after_seconds,
-                requeue_after_seconds=settings.analysis_requeue_after_seconds,
-                max_attempts=settings.analysis_max_attempts,
-            ),
-        )
+        self.reaper = AnalysisReaper(self.sessions, self.tasks, reaper_limits(settings))
         self.retention = RetentionCleanup(
             self.sessions,
             self.cache,
@@ -108,6 +101,16 @@ class WorkerRuntime:
             log.warning("runtime_close_failed", error=repr(exc))
         finally:
             self._loop.close()
+
+
+def reaper_limits(settings: Settings) -> ReaperLimits:
+    """The reaper's limits, the same for beat's job and every worker's recovery loop."""
+    return ReaperLimits(
+        stuck_after_seconds=settings.analysis_stuck_after_seconds,
+        requeue_after_seconds=settings.analysis_requeue_after_seconds,
+        max_attempts=settings.analysis_max_attempts,
+        heartbeat_timeout_seconds=settings.analysis_heartbeat_timeout_seconds,
+    )
 
 
 def runtime_for(app: Celery) -> WorkerRuntime:

@@ -1,4 +1,5 @@
-"""Worker process wiring: logging, the per-process runtime, the metrics endpoint and broker gauges.
+"""Worker process wiring: logging, the per-process runtime, the metrics endpoint, broker gauges and
+the recovery loop of analyses whose worker died (``tasks/recovery.py``).
 
 Connected to the command-line app only (``tasks.celery_app.app``); apps built in tests or in the
 API publish tasks and never run a worker.
@@ -12,6 +13,7 @@ from celery import Celery, signals
 
 from erp_api.observability.logging import configure_logging
 from erp_api.settings import Settings
+from tasks.recovery import RecoveryLoop
 from tasks.runtime import discard_runtime, runtime_for
 from tasks.sampler import BrokerSampler
 from tasks.worker_metrics import start_metrics_server, worker_process_exited
@@ -26,10 +28,15 @@ def connect_worker_signals(app: Celery) -> None:
         configure_logging(settings.log_level)
 
     sampler = BrokerSampler(app, timeout=settings.broker_connect_timeout_seconds)
+    recovery = RecoveryLoop(settings)
 
     def worker_init(sender: Any = None, **_kwargs: Any) -> None:
         if start_metrics_server(settings):
             sampler.start()
+
+    def worker_ready(**_kwargs: Any) -> None:
+        # Once the pool processes are forked: they need neither the thread nor its connections.
+        recovery.start()
 
     def process_init(**_kwargs: Any) -> None:
         # In each pool process, after the fork: its own loop, engine and connections.
@@ -41,10 +48,12 @@ def connect_worker_signals(app: Celery) -> None:
 
     def worker_shutdown(**_kwargs: Any) -> None:
         sampler.stop()
+        recovery.stop()
         discard_runtime(app)  # the solo pool ran tasks in the main process
 
     signals.setup_logging.connect(setup_logging, weak=False, dispatch_uid=f"{uid}-logging")
     signals.worker_init.connect(worker_init, weak=False, dispatch_uid=f"{uid}-init")
+    signals.worker_ready.connect(worker_ready, weak=False, dispatch_uid=f"{uid}-ready")
     signals.worker_process_init.connect(process_init, weak=False, dispatch_uid=f"{uid}-process-init")
     signals.worker_process_shutdown.connect(
         process_shutdown, weak=False, dispatch_uid=f"{uid}-process-shutdown"

@@ -1,11 +1,14 @@
-"""The worker's own ``/metrics`` endpoint (``ERP_WORKER_METRICS_PORT``; 0, the default, turns it off).
+"""The worker's own ``/metrics`` endpoint (``ERP_WORKER_METRICS_PORT``; 0, the default of a local
+run, turns it off; the image in deploy/ sets 9808, where Prometheus scrapes it).
 
 Prometheus cannot reach task metrics through the API: they live in the worker processes. A worker
-started with ``python -m tasks worker`` (``make worker``) keeps its pool processes' metrics in
-``var/prometheus-worker`` (prometheus-client's multiprocess mode, set up by ``tasks/__main__.py``
-with ``erp_api.observability.multiprocess.use_directory`` before anything imports
-prometheus-client), and its main process serves the merged values on the metrics port. Started
-any other way (e.g. ``celery -A tasks.celery_app worker --pool=solo``) it serves its own process's.
+started with ``python -m tasks worker`` (``make worker``, ``erp-worker worker``) keeps its pool
+processes' metrics in a sub-directory of its own of ``PROMETHEUS_MULTIPROC_DIR`` (default
+``var/prometheus-worker``; prometheus-client's multiprocess mode, set up by ``tasks/__main__.py``
+with ``erp_api.observability.multiprocess.own_directory`` and ``use_directory`` before anything
+imports prometheus-client), and its main process serves the merged values, with the ``process_*``
+metrics of each of its processes, on the metrics port. Started any other way (e.g.
+``celery -A tasks.celery_app worker --pool=solo``) it serves its own process's.
 """
 
 from __future__ import annotations

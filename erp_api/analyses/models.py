@@ -17,6 +17,9 @@ class AnomalyAnalysis(Base):
     ``baseline`` and ``result`` hold JSON text as written (orjson), so a status answer embeds the
     result without parsing it. ``claimed_by`` is the id of the task delivery that runs it now:
     a redelivery of that same task may take the analysis over, a duplicate message may not.
+    ``heartbeat_at`` is renewed by the worker running the analysis while it runs (set by the claim):
+    once it is older than the heartbeat timeout, that worker is gone. ``published_at`` is set once the
+    queued analysis's message reached the broker; a queued analysis without it was never published.
     """
 
     __tablename__ = "anomaly_analyses"
@@ -47,3 +50,5 @@ class AnomalyAnalysis(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

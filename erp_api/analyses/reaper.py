@@ -1,13 +1,21 @@
 """The reaper: finds analyses no worker is going to finish and puts them back in line (or gives up).
 
-* ``running`` unchanged for longer than the stuck limit: its worker was lost or killed. Requeued, or
+* ``running`` whose worker is gone: its heartbeat (renewed by the runner every few seconds while it
+  runs) is older than the heartbeat timeout, or the row is unchanged for longer than the stuck limit
+  (the only sign for a row claimed before heartbeats existed). Requeued and published again, or
   failed once it has used up its attempts.
-* ``queued`` unchanged for longer than the requeue limit: its message was never published (broker
-  down at submit time) or was lost with a broker. Published again.
+* ``queued`` that was never published (broker down at submit time, or a requeue whose publish
+  failed), unchanged for longer than the requeue limit: published. A queued analysis whose message
+  reached the broker (``published_at``) waits in line and is never sent twice.
+
+Every worker runs the reaper on a short timer (``tasks/recovery.py``) with the heartbeat timeout
+only, so recovery needs no beat: with the defaults an analysis of a killed worker is back in line
+within 90 s (heartbeat timeout 60 s + recovery interval 30 s). Beat's ``reap_analyses`` job also
+applies the stuck limit, the only sign of a lost worker for rows claimed before heartbeats existed.
 
 Every change is a conditional update that also touches ``updated_at``, so concurrent reapers (or a
 worker claiming meanwhile) never act twice; a duplicate message is harmless because claims are
-conditional too. Work per run is bounded by ``batch``.
+conditional too, and only the latest claim can store an outcome. Work per run is bounded by ``batch``.
 """
 
 from __future__ import annotations
@@ -28,10 +36,13 @@ log = structlog.get_logger("erp_api.analyses.reaper")
 
 @dataclass(frozen=True)
 class ReaperLimits:
-    stuck_after_seconds: float
+    stuck_after_seconds: float | None
+    """A running analysis unchanged for this long is abandoned; None: its heartbeat only."""
     requeue_after_seconds: float
     max_attempts: int
     batch: int = 200
+    heartbeat_timeout_seconds: float | None = None
+    """A running analysis without a heartbeat for this long is abandoned; None: the stuck limit only."""
 
 
 @dataclass
@@ -57,44 +68,65 @@ class AnalysisReaper:
     async def reap(self) -> ReapReport:
         report = ReapReport()
         now = utcnow()
-        stuck_before = now - timedelta(seconds=self._limits.stuck_after_seconds)
-        waiting_before = now - timedelta(seconds=self._limits.requeue_after_seconds)
+        limits = self._limits
+        unchanged_before = (
+            now - timedelta(seconds=limits.stuck_after_seconds)
+            if limits.stuck_after_seconds is not None
+            else None
+        )
+        silent_before = (
+            now - timedelta(seconds=limits.heartbeat_timeout_seconds)
+            if limits.heartbeat_timeout_seconds is not None
+            else None
+        )
+        waiting_before = now - timedelta(seconds=limits.requeue_after_seconds)
+        to_publish: dict[int, int] = {}
         async with self._sessions.begin() as session:
             repository = AnalysisRepository(session)
-            for analysis_id, attempts in await repository.stale(
-                AnalysisStatus.RUNNING, stuck_before, self._limits.batch
+            for analysis_id, attempts in await repository.abandoned(
+                unchanged_before=unchanged_before, silent_before=silent_before, limit=limits.batch
             ):
-                if attempts >= self._limits.max_attempts:
+                if attempts >= limits.max_attempts:
                     error = (
-                        f"gave up after {attempts} attempts: the worker running it stopped without a "
-                        f"result for more than {self._limits.stuck_after_seconds:g} s"
+                        f"gave up after {attempts} attempts: the worker running it stopped without a result"
                     )
-                    if await repository.fail_stale(
+                    if await repository.fail_abandoned(
                         analysis_id,
-                        status=AnalysisStatus.RUNNING,
                         attempts=attempts,
-                        before=stuck_before,
+                        unchanged_before=unchanged_before,
+                        silent_before=silent_before,
                         error=error,
                     ):
                         report.failed.append(analysis_id)
-                elif await repository.requeue_stale(
-                    analysis_id, status=AnalysisStatus.RUNNING, attempts=attempts, before=stuck_before
+                elif await repository.requeue_abandoned(
+                    analysis_id,
+                    attempts=attempts,
+                    unchanged_before=unchanged_before,
+                    silent_before=silent_before,
                 ):
                     report.requeued.append(analysis_id)
-            for analysis_id, attempts in await repository.stale(
-                AnalysisStatus.QUEUED, waiting_before, self._limits.batch
-            ):
+                    to_publish[analysis_id] = attempts
+            for analysis_id, attempts in await repository.unpublished(waiting_before, limits.batch):
                 if await repository.requeue_stale(
                     analysis_id, status=AnalysisStatus.QUEUED, attempts=attempts, before=waiting_before
                 ):
                     report.republished.append(analysis_id)
+                    to_publish[analysis_id] = attempts
         # Published after the commit: a worker must find the row queued when the message arrives.
-        for analysis_id in [*report.requeued, *report.republished]:
+        published: list[tuple[int, int]] = []
+        for analysis_id, attempts in to_publish.items():
             try:
                 await self._tasks.enqueue_analysis(analysis_id)
             except BrokerUnavailable as exc:
                 log.warning("reaper_publish_failed", analysis_id=analysis_id, error=str(exc))
                 report.unpublished.append(analysis_id)
+            else:
+                published.append((analysis_id, attempts))
+        if published:
+            async with self._sessions.begin() as session:
+                repository = AnalysisRepository(session)
+                for analysis_id, attempts in published:
+                    await repository.mark_published(analysis_id, attempts=attempts)
         if report.requeued or report.failed or report.republished:
             log.info("reaper_acted", **report.as_dict())
         return report

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, false, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from erp_api.analyses.models import AnomalyAnalysis
@@ -76,12 +76,29 @@ class AnalysisRepository:
                 claimed_by=token,
                 started_at=now,
                 updated_at=now,
+                heartbeat_at=now,
                 error=None,
             )
             .returning(AnomalyAnalysis)
         )
         result = await self.session.execute(stmt, execution_options={"populate_existing": True})
         return result.scalar_one_or_none()
+
+    async def beat(self, analysis_id: int, *, attempts: int) -> bool:
+        """Renew the heartbeat of the claim ``attempts``; False if the analysis was taken over meanwhile.
+
+        Leaves ``updated_at`` alone: a heartbeat is a sign of life, not a change of the analysis.
+        """
+        stmt = (
+            update(AnomalyAnalysis)
+            .where(
+                AnomalyAnalysis.id == analysis_id,
+                AnomalyAnalysis.status == AnalysisStatus.RUNNING.value,
+                AnomalyAnalysis.attempts == attempts,
+            )
+            .values(heartbeat_at=utcnow())
+        )
+        return _changed(await self.session.execute(stmt))
 
     async def finish(
         self,
@@ -105,15 +122,99 @@ class AnalysisRepository:
         )
         return _changed(await self.session.execute(stmt))
 
-    async def stale(self, status: AnalysisStatus, before: datetime, limit: int) -> list[tuple[int, int]]:
-        """(id, attempts) of analyses in ``status`` unchanged since ``before``, oldest first."""
+    async def abandoned(
+        self, *, unchanged_before: datetime | None, silent_before: datetime | None, limit: int
+    ) -> list[tuple[int, int]]:
+        """(id, attempts) of running analyses whose worker is gone, oldest first: unchanged since
+        ``unchanged_before``, or with no heartbeat since ``silent_before``."""
         stmt = (
             select(AnomalyAnalysis.id, AnomalyAnalysis.attempts)
-            .where(AnomalyAnalysis.status == status.value, AnomalyAnalysis.updated_at < before)
+            .where(
+                AnomalyAnalysis.status == AnalysisStatus.RUNNING.value,
+                _gone(unchanged_before, silent_before),
+            )
             .order_by(AnomalyAnalysis.updated_at)
             .limit(limit)
         )
         return [(row.id, row.attempts) for row in await self.session.execute(stmt)]
+
+    async def requeue_abandoned(
+        self,
+        analysis_id: int,
+        *,
+        attempts: int,
+        unchanged_before: datetime | None,
+        silent_before: datetime | None,
+    ) -> bool:
+        """Back to queued (to be published) if still running the claim ``attempts`` and still abandoned."""
+        stmt = (
+            update(AnomalyAnalysis)
+            .where(
+                AnomalyAnalysis.id == analysis_id,
+                AnomalyAnalysis.status == AnalysisStatus.RUNNING.value,
+                AnomalyAnalysis.attempts == attempts,
+                _gone(unchanged_before, silent_before),
+            )
+            .values(
+                status=AnalysisStatus.QUEUED.value,
+                claimed_by=None,
+                heartbeat_at=None,
+                published_at=None,
+                updated_at=utcnow(),
+            )
+        )
+        return _changed(await self.session.execute(stmt))
+
+    async def fail_abandoned(
+        self,
+        analysis_id: int,
+        *,
+        attempts: int,
+        unchanged_before: datetime | None,
+        silent_before: datetime | None,
+        error: str,
+    ) -> bool:
+        now = utcnow()
+        stmt = (
+            update(AnomalyAnalysis)
+            .where(
+                AnomalyAnalysis.id == analysis_id,
+                AnomalyAnalysis.status == AnalysisStatus.RUNNING.value,
+                AnomalyAnalysis.attempts == attempts,
+                _gone(unchanged_before, silent_before),
+            )
+            .values(status=AnalysisStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
+        )
+        return _changed(await self.session.execute(stmt))
+
+    async def unpublished(self, before: datetime, limit: int) -> list[tuple[int, int]]:
+        """(id, attempts) of queued analyses never published and unchanged since ``before``, oldest
+        first. A published one waits in the broker and is left there."""
+        stmt = (
+            select(AnomalyAnalysis.id, AnomalyAnalysis.attempts)
+            .where(
+                AnomalyAnalysis.status == AnalysisStatus.QUEUED.value,
+                AnomalyAnalysis.published_at.is_(None),
+                AnomalyAnalysis.updated_at < before,
+            )
+            .order_by(AnomalyAnalysis.updated_at)
+            .limit(limit)
+        )
+        return [(row.id, row.attempts) for row in await self.session.execute(stmt)]
+
+    async def mark_published(self, analysis_id: int, *, attempts: int) -> bool:
+        """Record that the message for the queued analysis at ``attempts`` reached the broker."""
+        stmt = (
+            update(AnomalyAnalysis)
+            .where(
+                AnomalyAnalysis.id == analysis_id,
+                AnomalyAnalysis.status == AnalysisStatus.QUEUED.value,
+                AnomalyAnalysis.attempts == attempts,
+                AnomalyAnalysis.published_at.is_(None),
+            )
+            .values(published_at=utcnow())
+        )
+        return _changed(await self.session.execute(stmt))
 
     async def requeue_stale(
         self, analysis_id: int, *, status: AnalysisStatus, attempts: int, before: datetime
@@ -174,6 +275,17 @@ def _still(analysis_id: int, status: AnalysisStatus, attempts: int, before: date
         AnomalyAnalysis.attempts == attempts,
         AnomalyAnalysis.updated_at < before,
     ]
+
+
+def _gone(unchanged_before: datetime | None, silent_before: datetime | None) -> Any:
+    """A running analysis whose worker is gone: unchanged too long, or silent too long (a limit of
+    None is not applied; a row claimed before heartbeats existed has none: only the first applies)."""
+    conditions = []
+    if unchanged_before is not None:
+        conditions.append(AnomalyAnalysis.updated_at < unchanged_before)
+    if silent_before is not None:
+        conditions.append(AnomalyAnalysis.heartbeat_at < silent_before)
+    return or_(false(), *conditions)
 
 
 def _changed(result: Any) -> bool:

@@ -4,12 +4,19 @@ A task delivery claims the analysis with a conditional update on (status, attemp
 delivery holding the latest claim can store a result, so redeliveries and duplicate messages never
 store two. Transient failures (database, network) propagate for the task to retry; anything else
 marks the analysis failed with a readable error.
+
+While an analysis runs, the runner renews its heartbeat (``heartbeat_at``) every
+``heartbeat_interval_seconds`` on the same event loop. A worker that dies (killed, out of memory,
+machine lost) stops beating, and the reaper (run by every worker, see ``reaper.py``) requeues the
+analysis once the heartbeat is older than the heartbeat timeout. A run whose heartbeat finds the
+analysis taken over keeps going but cannot store its outcome (``SUPERSEDED``): one result still.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -63,6 +70,8 @@ class RunnerLimits:
     pause_after_commit_seconds: float = 0.0
     """Only for tests: sleep this long after an outcome is committed, before the task returns and
     its message is acknowledged, so that a test can kill the worker in between."""
+    heartbeat_interval_seconds: float | None = None
+    """Renew the running analysis's heartbeat this often; None: no heartbeat (the stuck limit only)."""
 
 
 class AnalysisRunner:
@@ -80,7 +89,8 @@ class AnalysisRunner:
             return RunReport(analysis_id, Outcome.SKIPPED)
         started = perf_counter()
         try:
-            result = await self._analyze_within_limit(claim)
+            async with self._beating(claim):
+                result = await self._analyze_within_limit(claim)
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -135,6 +145,33 @@ class AnalysisRunner:
                 )
                 return None
             return await repository.claim(analysis_id, status=row.status, attempts=row.attempts, token=token)
+
+    @contextlib.asynccontextmanager
+    async def _beating(self, claim: AnomalyAnalysis) -> AsyncIterator[None]:
+        interval = self._limits.heartbeat_interval_seconds
+        if interval is None:
+            yield
+            return
+        beats = asyncio.create_task(self._beat(claim, interval), name=f"analysis-{claim.id}-heartbeat")
+        try:
+            yield
+        finally:
+            beats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beats
+
+    async def _beat(self, claim: AnomalyAnalysis, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self._sessions.begin() as session:
+                    alive = await AnalysisRepository(session).beat(claim.id, attempts=claim.attempts)
+            except Exception as exc:  # a missed beat is retried; the timeout allows for several
+                log.warning("analysis_heartbeat_failed", analysis_id=claim.id, error=describe_failure(exc))
+                continue
+            if not alive:
+                log.warning("analysis_taken_over", analysis_id=claim.id, attempts=claim.attempts)
+                return
 
     async def _analyze_within_limit(self, claim: AnomalyAnalysis) -> Mapping[str, Any]:
         baseline = orjson.loads(claim.baseline) if claim.baseline is not None else None

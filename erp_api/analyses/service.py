@@ -2,7 +2,7 @@
 
 A submitted analysis is committed first and published to the workers after the commit, so a worker
 can never see a message for a row that does not exist. If publishing fails, the analysis stays
-queued and the reaper publishes it later: the client's 202 is never a lost write.
+queued and unpublished, and the reaper publishes it later: the client's 202 is never a lost write.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from erp_api.analyses.documents import analysis_dict, request_fingerprint
@@ -125,12 +125,24 @@ class AnalysisService:
             return await AnalysisRepository(session).by_idempotency_key(key)
 
     async def publish(self, analysis_id: int) -> None:
-        """Send a committed analysis to the workers; a broker failure is logged, never raised."""
+        """Send a committed analysis to the workers; a broker failure is logged, never raised.
+
+        Once the broker has the message the analysis is marked published, so the reaper leaves it
+        waiting in line instead of sending it again.
+        """
         try:
             await self._tasks.enqueue_analysis(analysis_id)
         except BrokerUnavailable as exc:
-            # Committed and still queued: the reaper publishes queued analyses nobody picked up.
+            # Committed and still queued: the reaper publishes queued analyses never published.
             log.warning("analysis_enqueue_failed", analysis_id=analysis_id, error=str(exc))
+            return
+        try:
+            async with self._sessions.begin() as session:
+                # A new analysis is at attempts 0; if a worker claimed it already, nothing to mark.
+                await AnalysisRepository(session).mark_published(analysis_id, attempts=0)
+        except (SQLAlchemyError, OSError) as exc:
+            # Unmarked, the reaper sends it once more later: a duplicate message, which is harmless.
+            log.warning("analysis_publish_not_recorded", analysis_id=analysis_id, error=str(exc))
 
     async def get(self, analysis_id: int) -> AnomalyAnalysis:
         async with self._sessions() as session:

@@ -53,6 +53,8 @@ PURGE_INTERVAL_SECONDS: Final = 60.0
 START_TIMEOUT_SECONDS: Final = 5.0
 """How long start waits for the database before leaving the reader to find the log later."""
 READ_BATCH: Final = 1000
+FAILURE_BACKOFF_MAX_SECONDS: Final = 5.0
+"""While the database is away the hub polls less often, up to this, and logs the first failure in full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,9 +187,11 @@ class EventHub:
         self._wake.set()
 
     async def _run(self) -> None:
+        failures = 0
         while True:
+            wait = self._poll if not failures else min(self._poll * 2**failures, FAILURE_BACKOFF_MAX_SECONDS)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
             try:
@@ -195,10 +199,18 @@ class EventHub:
                     await self._find_place()
                 await self.read_once()
                 await self._purge_if_due()
+                if failures:
+                    log.info("event_read_recovered", failures=failures)
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database is away: the next round tries again from the cursor
-                log.warning("event_read_failed", exc_info=True)
+            except Exception as exc:  # the database is away: the next round tries again from the cursor
+                failures += 1
+                # One traceback per outage, then a line now and again: not one every poll.
+                if failures == 1:
+                    log.warning("event_read_failed", exc_info=True)
+                elif failures % 20 == 0:
+                    log.warning("event_read_failing", failures=failures, error=str(exc))
 
     async def read_once(self) -> None:
         """One round: read the events after the cursor and hand them to the matching queues."""

@@ -307,19 +307,23 @@ class MeasurementRepository:
         """The highest id stored (0 for none): ids assigned later are higher (one index probe)."""
         return int(await self.session.scalar(select(func.max(Measurement.id))) or 0)
 
-    async def first_ids_since(self, after_id: int, charge_id: int, created_at: datetime) -> dict[str, int]:
-        """The smallest id per parameter among the rows above ``after_id`` that the charge got at
-        ``created_at`` (one transaction's rows): a scan of the primary key from ``after_id`` on."""
-        stmt = (
-            select(Measurement.parameter, func.min(Measurement.id))
-            .where(
-                Measurement.id > after_id,
-                Measurement.charge_id == charge_id,
-                Measurement.created_at == created_at,
-            )
-            .group_by(Measurement.parameter)
+    async def added_since(
+        self, after_id: int, charge_id: int, created_at: datetime
+    ) -> list[tuple[str, datetime, int, float]]:
+        """(parameter, measured_at, id, value) of the rows above ``after_id`` that the charge got at
+        ``created_at`` (one transaction's rows, read back after a bulk insert that returns no ids):
+        a scan of the primary key from ``after_id`` on, whatever the series' history."""
+        stmt = select(
+            Measurement.parameter, Measurement.measured_at, Measurement.id, Measurement.value
+        ).where(
+            Measurement.id > after_id,
+            Measurement.charge_id == charge_id,
+            Measurement.created_at == created_at,
         )
-        return {parameter: int(first) for parameter, first in (await self.session.execute(stmt)).all()}
+        return [
+            (parameter, measured_at, point_id, value)
+            for parameter, measured_at, point_id, value in await self._execute(stmt)
+        ]
 
     async def commit_ids(self, product_sku: str, parameter: str, commits: Sequence[CommitRows]) -> list[int]:
         """The ids of the non-voided points some transactions added to a series, each given by its

@@ -33,11 +33,10 @@ from erp_api.quality.schemas import (
     SpecOut,
     SpecPage,
     SpecPath,
-    SummaryOut,
     SummaryQuery,
     VoidBody,
 )
-from erp_api.quality.summaries.schemas import MAX_TREND_PERIODS, TrendOut, TrendQuery
+from erp_api.quality.summaries.schemas import MAX_TREND_PERIODS, SummaryOut, TrendOut, TrendQuery
 from erp_api.resources import resources
 from erp_api.security.access import Endpoint
 from erp_api.security.body_limit import BodyLimit
@@ -154,7 +153,8 @@ async def void_measurement(request: Request) -> Response:
 
 @describe(
     Operation(
-        "Statistics and capability (Cp, Cpk, Pp, Ppk) per product and parameter",
+        "Statistics and capability (Cp, Cpk, Pp, Ppk, Cpm, PPM, normality, histogram) per product and "
+        "parameter, or per charge",
         TAG,
         query=SummaryQuery,
         responses={200: SummaryOut},
@@ -162,7 +162,7 @@ async def void_measurement(request: Request) -> Response:
 )
 async def summary(request: Request) -> Response:
     query = read_query(request, SummaryQuery)
-    return json_response(await resources(request).quality.summary(query))
+    return paged_response(request, await resources(request).quality.summary(query))
 
 
 @describe(

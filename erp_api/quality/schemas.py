@@ -204,40 +204,35 @@ class MeasurementPage(BaseModel):
 # Summaries and charts ----------------------------------------------------------------------------
 
 
+SummaryGrouping = Annotated[Literal["parameter", "charge"], SchemaName("SummaryGrouping")]
+# A page of per-charge summary rows reads at most this many x 5,001 points.
+MAX_SUMMARY_CHARGE_ROWS = 100
+
+
 class SummaryQuery(QueryModel):
     product_sku: ProductSku | None = None
     parameter: Parameter | None = None
     from_: UtcDatetime | None = Field(None, alias="from", description="Measured at or after (inclusive)")
     to: UtcDatetime | None = Field(None, description="Measured before (exclusive)")
+    group_by: SummaryGrouping = Field(
+        "parameter", description="One row per product and parameter, or per charge and parameter"
+    )
+    limit: Annotated[int, Field(ge=1, le=MAX_SUMMARY_CHARGE_ROWS)] = Field(
+        20, description="group_by=charge: rows per page (each reads up to 5,001 of its latest points)"
+    )
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        None, description="group_by=charge: next_cursor of the previous page"
+    )
 
     @model_validator(mode="after")
     def _ordered_range(self) -> SummaryQuery:
         if self.from_ and self.to and self.from_ >= self.to:
             raise ValueError("from must be before to")
+        if self.group_by != "charge" and {"limit", "cursor"} & self.model_fields_set:
+            raise ValueError(
+                "limit and cursor page group_by=charge; per parameter the summary is one document"
+            )
         return self
-
-
-class SummaryRow(BaseModel):
-    """Statistics of one product and parameter; cp/cpk from sigma = MR-bar / 1.128, pp/ppk from std."""
-
-    product_sku: str
-    parameter: str
-    n: int
-    mean: float
-    std: float | None = Field(description="Sample standard deviation (n - 1)")
-    min: float
-    max: float
-    lsl: float | None
-    usl: float | None
-    out_of_spec: int
-    cp: float | None
-    cpk: float | None
-    pp: float | None
-    ppk: float | None
-
-
-class SummaryOut(BaseModel):
-    items: list[SummaryRow]
 
 
 # Control charts ----------------------------------------------------------------------------------

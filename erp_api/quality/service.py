@@ -39,11 +39,9 @@ from erp_api.quality.schemas import (
     SpecListQuery,
     SummaryQuery,
 )
-from erp_api.quality.spc.capability import capability_indices
-from erp_api.quality.spc.chart import D2
 from erp_api.quality.spc.series import Baseline, RuleSet
 from erp_api.quality.spec_rules import stored_rule_ids
-from erp_api.quality.summaries.query import SeriesAggregate, summarize
+from erp_api.quality.summaries.capability import summary_document
 from erp_api.quality.summaries.rollups import SeriesRollups
 from erp_api.quality.summaries.schemas import TrendQuery
 from erp_api.quality.summaries.series_stats import hour_of
@@ -250,24 +248,18 @@ class QualityService:
     # Summaries and SPC -------------------------------------------------------------------------
 
     async def summary(self, query: SummaryQuery) -> bytes:
-        """Statistics and capability per product and parameter over a time range, cached."""
+        """Statistics and capability per product and parameter (or per charge) over a time range,
+        cached; an alert that opens or moves changes ``rule_violations_present``, so it invalidates."""
 
         async def load() -> bytes:
             async with self._sessions() as session:
-                aggregates = await summarize(
-                    session,
-                    product_sku=query.product_sku,
-                    parameter=query.parameter,
-                    measured_from=query.from_,
-                    measured_to=query.to,
-                )
-            return orjson.dumps({"items": [_summary_row(aggregate) for aggregate in aggregates]})
+                return orjson.dumps(await summary_document(session, query))
 
         return await self._cache.get_or_load(
             NAMESPACE,
             key=("summary", *sorted(query.model_dump(mode="json").items())),
             loader=load,
-            tags=quality_tags.summary_tags(query.product_sku),
+            tags=[*quality_tags.summary_tags(query.product_sku), *quality_tags.alert_list_tags()],
         )
 
     async def trend(self, query: TrendQuery) -> bytes:
@@ -353,29 +345,6 @@ class QualityService:
         if refusal is not None:
             raise refusal
         return state[0]
-
-
-def _summary_row(aggregate: SeriesAggregate) -> dict[str, Any]:
-    lsl, usl = aggregate.lsl, aggregate.usl
-    sigma_within = None if aggregate.mr_bar is None else aggregate.mr_bar / D2
-    cp, cpk = capability_indices(aggregate.mean, sigma_within, lsl, usl)
-    pp, ppk = capability_indices(aggregate.mean, aggregate.std, lsl, usl)
-    return {
-        "product_sku": aggregate.product_sku,
-        "parameter": aggregate.parameter,
-        "n": aggregate.n,
-        "mean": aggregate.mean,
-        "std": aggregate.std,
-        "min": aggregate.min,
-        "max": aggregate.max,
-        "lsl": lsl,
-        "usl": usl,
-        "out_of_spec": aggregate.out_of_spec,
-        "cp": cp,
-        "cpk": cpk,
-        "pp": pp,
-        "ppk": ppk,
-    }
 
 
 def _audited_spec(spec: QualitySpec) -> dict[str, Any]:

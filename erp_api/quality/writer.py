@@ -181,7 +181,12 @@ class MeasurementWriter:
                 [(charge_id, product_sku, parameter, value, at, now) for parameter, value, at in items]
             )
             counts = Counter(parameter for parameter, _, _ in items)
-            first_ids = await repository.first_ids_since(id_floor, charge_id, now)
+            # Read back with their ids (the primary key from id_floor on): the rollups then take them as
+            # they take single writes, appending to each hour without reading the hour's history.
+            added = await repository.added_since(id_floor, charge_id, now)
+            first_ids: dict[str, int] = {}
+            for parameter, _at, point_id, _value in added:
+                first_ids[parameter] = min(point_id, first_ids.get(parameter, point_id))
             await RuleCheckRepository(session).enqueue(
                 SeriesCommit(product_sku, parameter, first_ids[parameter], n, now)
                 for parameter, n in sorted(counts.items())
@@ -193,7 +198,13 @@ class MeasurementWriter:
                 action="record_measurements",
                 after={"count": count, "parameters": sorted({parameter for parameter, _, _ in items})},
             )
-            await SeriesRollups(session).batch_added(product_sku, items, limits=_limits(known))
+            await SeriesRollups(session).added(
+                (
+                    (product_sku, parameter, Point(measured_at, point_id, value))
+                    for parameter, measured_at, point_id, value in added
+                ),
+                limits=_limits(known),
+            )
             await _record_added(
                 session, Counter({(charge_id, product_sku, parameter): n for parameter, n in counts.items()})
             )

@@ -84,12 +84,21 @@ class KeyStore:
         self._loads: SingleFlight[tuple[int, str], Principal | None] = SingleFlight()
         self._generation = 0
         self._tasks: set[asyncio.Task[Principal | None]] = set()
+        # Presented key -> its digest: a pure function, remembered so that a key sent again costs
+        # neither the plausibility check nor the hash (forgotten all at once when full).
+        self._digests: dict[str, str] = {}
+        self._max_digests = cache_max_entries
 
     async def authenticate(self, key: str) -> Principal | None:
         """The principal of an active key, or None; cached (unknown keys too) for the TTL."""
-        if not is_plausible_key(key):
-            return None
-        digest = key_digest(key)
+        digest = self._digests.get(key)
+        if digest is None:
+            if not is_plausible_key(key):
+                return None
+            digest = key_digest(key)
+            if len(self._digests) >= self._max_digests:
+                self._digests.clear()
+            self._digests[key] = digest
         hit, principal, due = self._cache.get(digest)
         if hit:
             if due and principal is not None:

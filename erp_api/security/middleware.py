@@ -28,8 +28,10 @@ from erp_api.errors import (
     Forbidden,
     MalformedRequest,
     PayloadTooLarge,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
+    database_unavailable,
     send_error,
 )
 from erp_api.response_headers import response_headers
@@ -60,6 +62,7 @@ class SecurityMiddleware:
         self.app = app
         self._index: RouteIndex | None = None
         self._limits = BodyLimits(settings.max_body_bytes, settings.max_batch_body_bytes)
+        self._body_timeout = settings.body_timeout_seconds
         self._auth = settings.auth_enabled
         self._rate_limit = settings.rate_limit_enabled
         self._quotas = {
@@ -96,7 +99,7 @@ class SecurityMiddleware:
             return
 
         principal: Principal | None = None
-        rejection: Unauthorized | None = None
+        rejection: Unauthorized | ServiceUnavailable | None = None
         services = _services(scope)  # once: each look-up goes through Starlette's State.__getattr__
         if not self._auth:
             principal = AUTH_DISABLED
@@ -124,8 +127,9 @@ class SecurityMiddleware:
             await send_error(forbidden, scope, receive, send, extra_headers)
             return
 
-        if declared is None and method not in ("GET", "HEAD"):
-            receive = counting_receive(receive, limit)
+        if declared or (declared is None and method not in ("GET", "HEAD")):
+            # A body is coming: counted, timed, and checked against its Content-Length.
+            receive = counting_receive(receive, limit, declared, self._body_timeout)
         if route is None:
             # A 404 or a 405. The router's 405 names only the methods of the first route that matched
             # the path in its Allow (each method is a route of its own): name them all.
@@ -147,7 +151,7 @@ class SecurityMiddleware:
 
     async def _authenticate(
         self, scope: Scope, services: SecurityServices, *, ticket_auth: bool = False
-    ) -> tuple[Principal | None, Unauthorized | None]:
+    ) -> tuple[Principal | None, Unauthorized | ServiceUnavailable | None]:
         values = [value for name, value in scope["headers"] if name == b"authorization"]
         if not values and ticket_auth and (ticket := _ticket(scope)) is not None:
             principal = await scope["app"].state.resources.event_tickets.redeem(ticket)
@@ -164,7 +168,13 @@ class SecurityMiddleware:
         scheme, _, key = values[0].decode("latin-1").partition(" ")
         principal = None
         if len(values) == 1 and scheme.lower() == "bearer":
-            principal = await services.keys.authenticate(key.strip())
+            try:
+                principal = await services.keys.authenticate(key.strip())
+            except Exception as exc:
+                # Outside the router's handlers: answered here, or the server would close the connection.
+                if (unavailable := database_unavailable(exc)) is None:
+                    raise
+                return None, unavailable
         if principal is None:
             return None, Unauthorized(
                 "the API key is not valid (unknown, revoked, or not a Bearer key)",

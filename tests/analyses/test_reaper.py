@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -111,3 +112,112 @@ async def test_finished_analyses_are_left_alone(
     await age(sessions, done, 10 * LIMITS.stuck_after_seconds)
     report = await AnalysisReaper(sessions, tasks, LIMITS).reap()
     assert report.as_dict() == {"requeued": 0, "failed": 0, "republished": 0, "unpublished": 0}
+
+
+HEARTBEATS = ReaperLimits(
+    stuck_after_seconds=300, requeue_after_seconds=60, max_attempts=3, heartbeat_timeout_seconds=30
+)
+
+
+async def silence(sessions: async_sessionmaker[AsyncSession], analysis_id: int, seconds: float) -> None:
+    """As if the worker running it died ``seconds`` ago: its last heartbeat is that old."""
+    async with sessions.begin() as session:
+        await session.execute(
+            update(AnomalyAnalysis)
+            .where(AnomalyAnalysis.id == analysis_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+async def published_at(sessions: async_sessionmaker[AsyncSession], analysis_id: int) -> object:
+    async with sessions() as session:
+        row = await AnalysisRepository(session).get(analysis_id)
+    assert row is not None
+    return row.published_at
+
+
+async def test_a_running_analysis_whose_heartbeat_stopped_is_requeued_long_before_the_stuck_limit(
+    sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
+) -> None:
+    tasks = RecordingTaskClient()
+    silent = await claimed(sessions, new_analysis, attempts=0)
+    beating = await claimed(sessions, new_analysis, attempts=0)
+    await silence(sessions, silent, 31)
+    await silence(sessions, beating, 5)
+    report = await AnalysisReaper(sessions, tasks, HEARTBEATS).reap()
+    assert report.requeued == [silent]
+    assert tasks.published == [silent]
+    assert (await state(sessions, silent))[:2] == ("queued", 1)
+    assert await published_at(sessions, silent) is not None  # the broker has it: not sent again
+    assert (await state(sessions, beating))[0] == "running"
+
+
+async def test_a_silent_analysis_after_its_last_attempt_is_failed(
+    sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
+) -> None:
+    tasks = RecordingTaskClient()
+    silent = await claimed(sessions, new_analysis, attempts=HEARTBEATS.max_attempts - 1)
+    await silence(sessions, silent, 31)
+    report = await AnalysisReaper(sessions, tasks, HEARTBEATS).reap()
+    status, attempts, error = await state(sessions, silent)
+    assert report.failed == [silent] and tasks.published == []
+    assert (status, attempts) == ("failed", HEARTBEATS.max_attempts)
+    assert error is not None and error.startswith("gave up after 3 attempts")
+
+
+async def test_concurrent_reapers_requeue_and_publish_a_silent_analysis_once(
+    sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
+) -> None:
+    tasks = RecordingTaskClient()
+    silent = await claimed(sessions, new_analysis, attempts=0)
+    await silence(sessions, silent, 31)
+    reports = await asyncio.gather(*(AnalysisReaper(sessions, tasks, HEARTBEATS).reap() for _ in range(4)))
+    assert sorted(analysis_id for report in reports for analysis_id in report.requeued) == [silent]
+    assert tasks.published == [silent]
+    assert (await state(sessions, silent))[:2] == ("queued", 1)
+
+
+async def test_a_requeued_analysis_waiting_in_the_broker_is_not_published_again(
+    sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
+) -> None:
+    tasks = RecordingTaskClient()
+    silent = await claimed(sessions, new_analysis, attempts=0)
+    await silence(sessions, silent, 31)
+    assert (await AnalysisReaper(sessions, tasks, HEARTBEATS).reap()).requeued == [silent]
+    await age(sessions, silent, 10 * HEARTBEATS.requeue_after_seconds)  # a long backlog
+    later = await AnalysisReaper(sessions, tasks, HEARTBEATS).reap()
+    assert later.as_dict() == {"requeued": 0, "failed": 0, "republished": 0, "unpublished": 0}
+    assert tasks.published == [silent]
+
+
+async def test_a_requeue_whose_publish_failed_is_published_by_a_later_run(
+    sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
+) -> None:
+    tasks = RecordingTaskClient()
+    tasks.down = True
+    silent = await claimed(sessions, new_analysis, attempts=0)
+    await silence(sessions, silent, 31)
+    first = await AnalysisReaper(sessions, tasks, HEARTBEATS).reap()
+    assert (first.requeued, first.unpublished) == ([silent], [silent])
+    assert await published_at(sessions, silent) is None
+    tasks.down = False
+    await age(sessions, silent, HEARTBEATS.requeue_after_seconds + 1)
+    assert (await AnalysisReaper(sessions, tasks, HEARTBEATS).reap()).republished == [silent]
+    assert tasks.published == [silent]
+    assert await published_at(sessions, silent) is not None
+
+
+async def test_on_the_heartbeat_alone_a_long_unchanged_but_beating_analysis_is_left_running(
+    sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
+) -> None:
+    tasks = RecordingTaskClient()
+    limits = ReaperLimits(
+        stuck_after_seconds=None, requeue_after_seconds=60, max_attempts=3, heartbeat_timeout_seconds=30
+    )
+    beating = await claimed(sessions, new_analysis, attempts=0)
+    silent = await claimed(sessions, new_analysis, attempts=0)
+    await age(sessions, beating, 10 * 300)
+    await silence(sessions, silent, 31)
+    report = await AnalysisReaper(sessions, tasks, limits).reap()
+    assert report.requeued == [silent]
+    assert (await state(sessions, beating))[0] == "running"

@@ -231,3 +231,43 @@ async def test_give_up_fails_the_analysis_only_for_the_delivery_holding_it(
     assert await runner.give_up(analysis_id, "delivery-1", "database unavailable")
     stored = await row(sessions, analysis_id)
     assert (stored.status, stored.error) == ("failed", "database unavailable")
+
+
+async def test_a_running_analysis_renews_its_heartbeat_until_it_finishes(
+    sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
+) -> None:
+    analysis_id = await new_analysis()
+    beats: list[Any] = []
+
+    async def watched(charge: int, rules: str, baseline: BaselineMap | None) -> Mapping[str, Any]:
+        for _ in range(4):
+            await asyncio.sleep(0.15)
+            beats.append((await row(sessions, analysis_id)).heartbeat_at)
+        return result_of(charge)
+
+    limits = RunnerLimits(
+        time_limit_seconds=5.0, stale_after_seconds=60.0, max_attempts=3, heartbeat_interval_seconds=0.05
+    )
+    report = await AnalysisRunner(sessions, watched, limits).run(analysis_id, "delivery-1")
+    stored = await row(sessions, analysis_id)
+    assert report.outcome == Outcome.SUCCEEDED
+    assert stored.started_at is not None and beats[0] is not None
+    assert stored.started_at < beats[0] < beats[-1]  # the claim set it, the run kept it fresh
+    assert beats == sorted(beats)
+
+
+async def test_a_heartbeat_reports_a_claim_taken_over_meanwhile(
+    sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
+) -> None:
+    analysis_id = await new_analysis()
+    async with sessions.begin() as session:
+        repository = AnalysisRepository(session)
+        await repository.claim(analysis_id, status="queued", attempts=0, token="delivery-1")
+        assert await repository.beat(analysis_id, attempts=1)
+        later = utcnow() + timedelta(seconds=1)
+        assert await repository.requeue_abandoned(
+            analysis_id, attempts=1, unchanged_before=later, silent_before=later
+        )
+        assert not await repository.beat(analysis_id, attempts=1)
+    stored = await row(sessions, analysis_id)
+    assert (stored.status, stored.claimed_by, stored.heartbeat_at) == ("queued", None, None)

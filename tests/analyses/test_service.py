@@ -239,6 +239,27 @@ async def test_with_the_broker_down_the_analysis_stays_queued_and_the_reaper_pub
     assert (await service.get(submission.analysis.id)).status == "queued"
 
 
+async def test_a_published_analysis_waiting_in_the_broker_is_not_sent_again_by_the_reaper(
+    service: AnalysisService,
+    tasks: CommitCheckingTaskClient,
+    sessions: async_sessionmaker[AsyncSession],
+    charge_id: int,
+) -> None:
+    waiting = (await service.submit(charge_id, NELSON)).analysis.id
+    tasks.down = True
+    unpublished = (await service.submit(charge_id, NELSON)).analysis.id
+    tasks.down = False
+    assert (await service.get(waiting)).published_at is not None
+    assert (await service.get(unpublished)).published_at is None
+    reaper = AnalysisReaper(
+        sessions, tasks, ReaperLimits(stuck_after_seconds=60, requeue_after_seconds=0, max_attempts=3)
+    )
+    first, second = await reaper.reap(), await reaper.reap()
+    assert first.republished == [unpublished]
+    assert second.republished == []  # published now: it waits in line like the other one
+    assert tasks.published == [waiting, unpublished]
+
+
 # Reads ------------------------------------------------------------------------------------------
 
 

@@ -58,6 +58,14 @@ async def _specs(client: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
     return SPECS, {"product_sku": "PUMP-A"}
 
 
+async def _summary_by_charge(client: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
+    await _measured_charge(client)
+    second: int = (await create_in(client, 2, "in_production"))["id"]
+    body = {"parameter": "diameter_mm", "value": 10.1, "measured_at": at(3)}
+    assert (await client.post(measurements_url(second), json=body)).status_code == 201
+    return f"{API_PREFIX}/quality/summary", {"group_by": "charge", "product_sku": "PUMP-A"}
+
+
 async def _analyses(client: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
     url = f"{API_PREFIX}/charges/{await _measured_charge(client)}/analyses"
     for rules in ("nelson", "western_electric"):
@@ -98,6 +106,7 @@ PAGED_LISTS: dict[str, Seed] = {
     "/api/v1/charges/{id}/analyses": _analyses,
     "/api/v1/audit": _audit,
     "/api/v1/quality/alerts": _alerts,
+    "/api/v1/quality/summary": _summary_by_charge,
     "/api/v1/webhooks/{id}/deliveries": _deliveries,
 }
 

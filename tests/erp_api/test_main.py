@@ -6,9 +6,13 @@ from typing import Any
 
 import pytest
 import uvicorn
+from uvicorn.importer import import_from_string
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from benchmarks import bare_app
 from erp_api.__main__ import SERVER_OPTIONS, main
+from erp_api.serving import uvicorn_options
+from erp_api.settings import load_settings
 
 
 @pytest.fixture
@@ -32,15 +36,14 @@ def test_serve_runs_uvicorn_with_the_shipped_options(
         "port": 8123,
         "workers": 1,
         **SERVER_OPTIONS,
+        **uvicorn_options(load_settings()),
     }
     # The C implementations, named (no silent pure-Python fallback), and no uvicorn access log: the
     # app writes its own.
-    assert (run["loop"], run["http"], run["access_log"], run["server_header"]) == (
-        "uvloop",
-        "httptools",
-        False,
-        False,
-    )
+    assert (run["loop"], run["access_log"], run["server_header"]) == ("uvloop", False, False)
+    assert issubclass(import_from_string(run["http"]), HttpToolsProtocol)
+    # Forwarded headers believed from nobody unless ERP_TRUSTED_PROXIES names someone.
+    assert (run["proxy_headers"], run["forwarded_allow_ips"]) == (False, [])
 
 
 def test_the_bare_app_of_the_benchmarks_runs_with_the_same_options(

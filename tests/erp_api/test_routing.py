@@ -275,3 +275,55 @@ async def test_a_mount_with_middleware_of_its_own_is_entered_through_it() -> Non
     assert await call(PrematchedRouter([mount]), scope) == 200
     assert passed == ["/m/5"]
     assert seen[0]["route"] is inner and seen[0]["path_params"] == {"n": 5}
+
+
+def test_only_a_plain_async_endpoint_is_called_directly() -> None:
+    def sync_endpoint(_request: Request) -> Response:
+        return Response()
+
+    class Marking:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await self.app(scope, receive, send)
+
+    assert routing.direct_endpoint(Route("/a", endpoint)) is endpoint
+    assert routing.direct_endpoint(Route("/a", endpoint, middleware=[Middleware(Marking)])) is None
+    assert routing.direct_endpoint(Route("/a", sync_endpoint)) is None
+    assert routing.direct_endpoint(Route("/a", Marking(endpoint))) is None  # an ASGI app
+    assert routing.direct_endpoint(Mount("/m", routes=[Route("/a", endpoint)])) is None
+    assert routing.direct_endpoint(None) is None
+
+
+async def test_a_directly_called_endpoint_has_what_it_raises_mapped_by_the_app() -> None:
+    class Refused(Exception):
+        pass
+
+    async def refuse(_request: Request) -> Response:
+        raise Refused
+
+    async def teapot(_request: Request, _exc: Exception) -> Response:
+        return Response(status_code=418)
+
+    seen: Seen = []
+    routes: list[BaseRoute] = [
+        Route("/ok/{n:int}", recorder(seen), methods=["GET"]),
+        Route("/refuse", refuse, methods=["GET"]),
+    ]
+    index = RouteIndex(routes)
+
+    class Prematching:  # what the security middleware does on every request
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            scope[routing.PREMATCHED] = found = index.find(scope, scope["path"])
+            assert found.endpoint is not None
+            await self.app(scope, receive, send)
+
+    app = Starlette(routes=routes, middleware=[Middleware(Prematching)], exception_handlers={Refused: teapot})
+    app.router = PrematchedRouter(app.router.routes)
+    assert await call(app.router, http("GET", "/ok/7")) == 200
+    assert seen[-1]["route"] is routes[0] and seen[-1]["path_params"] == {"n": 7}
+    assert await call(app, http("GET", "/refuse")) == 418

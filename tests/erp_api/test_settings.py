@@ -102,3 +102,11 @@ def test_serve_refuses_several_workers_on_the_memory_cache_with_one_line() -> No
     assert len(lines) == 1, result.stderr
     assert "ERP_CACHE_BACKEND" in lines[0]
     assert "ERP_WORKERS" in lines[0]
+
+
+def test_the_default_body_timeout_follows_a_shorter_request_timeout() -> None:
+    # A slow body must get its 408 before the request's 504: the default gives way, a named value must fit.
+    assert load_settings(request_timeout_seconds=9).body_timeout_seconds == 6
+    assert load_settings().body_timeout_seconds == 20
+    with pytest.raises(SettingsError, match="ERP_BODY_TIMEOUT_SECONDS: must be less than"):
+        load_settings(request_timeout_seconds=9, body_timeout_seconds=12)

@@ -60,7 +60,7 @@ def test_redis_broker_options_redeliver_only_after_the_longest_task_and_use_the_
 
 def test_the_embedded_default_broker_is_a_sqlite_file_on_the_projects_transport() -> None:
     config = celery_config(load_settings())
-    assert config["broker_url"] == "sqlite:///var/broker.sqlite3"
+    assert config["broker_url"] == f"sqlite:///{ROOT}/var/broker.sqlite3"
     assert config["broker_transport"] == "erp_api.jobs.sqlite_broker:Transport"
     assert config["broker_transport_options"]["polling_interval"] == 0.1
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from erp_api.app import create_app
 from erp_api.settings import load_settings
+from tests import services
 from tests.conftest import sqlite_url
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -82,3 +84,18 @@ def build_client(build_app: Callable[..., Starlette]) -> ClientFactory:
             yield client
 
     return build
+
+
+@pytest.fixture
+def redis_broker() -> Iterator[tuple[str, str]]:
+    """(URL, key prefix) of a Celery broker on the shared Redis; its keys are deleted afterwards."""
+    url = services.require_redis()
+    prefix = services.unique_name("erp_observability_test") + ":"
+    yield url, prefix
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from erp_api.migrate import upgrade
+from erp_api.observability import multiprocess
 from erp_api.observability.multiprocess import MULTIPROC_ENV, prepare_workers, render_all_workers
 from erp_api.settings import load_settings
 from testing.processes import ROOT, running_server, serve_command
@@ -87,6 +89,11 @@ def test_two_workers_report_the_combined_request_count(tmp_path: Path) -> None:
         assert value(parse_samples(scrape.text), "http_requests_total", **ROUTE) == sent
         in_progress = parse_samples(scrape.text)
         assert value(in_progress, "http_requests_in_progress", method="GET") == 0
+        # Each worker's CPU and memory, whichever worker answered the scrape.
+        memory = {
+            dict(labels).get("pid") for name, labels in in_progress if name == "process_resident_memory_bytes"
+        }
+        assert set(per_worker) <= memory
     # Workers that shut down cleanly take their live gauges with them.
     assert not list(directory.glob("gauge_livesum_*.db"))
 
@@ -143,3 +150,20 @@ def test_a_process_that_sets_up_the_directory_before_its_metrics_writes_them_the
     subprocess.run([sys.executable, "-c", program], cwd=ROOT, env=env, check=True, timeout=60)
     assert list(directory.glob("counter_*.db"))
     assert value(parse_samples(render_all_workers(directory).decode()), "probe_total") == 1
+
+
+def test_servers_on_the_default_directory_each_use_their_own_part_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # setenv first, so that monkeypatch restores the variable's absence after the test: the code
+    # under test sets it in os.environ itself.
+    monkeypatch.setenv(MULTIPROC_ENV, "")
+    monkeypatch.delenv(MULTIPROC_ENV)
+    monkeypatch.setattr(multiprocess, "DEFAULT_DIR", tmp_path / "metrics")
+    other_server = tmp_path / "metrics" / f"{socket.gethostname()}-{os.getppid()}"  # alive: our parent
+    other_server.mkdir(parents=True)
+    (other_server / "counter_1.db").write_bytes(b"another server's counts")
+    used = prepare_workers(load_settings(workers=2, cache_backend="none"))
+    assert used == (tmp_path / "metrics" / f"{socket.gethostname()}-{os.getpid()}").resolve()
+    assert (other_server / "counter_1.db").exists()
+    assert os.environ[MULTIPROC_ENV] == str(used)

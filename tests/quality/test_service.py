@@ -248,15 +248,15 @@ async def test_the_summary_of_a_small_series_has_the_hand_computed_figures(
 ) -> None:
     charge_id = await new_charge(charges, 1)
     await service.put_spec("PUMP-A", "diameter", SpecBody(unit="mm", lsl=0.0, usl=6.0))
-    # In time order 1, 2, 4, 7: mean 3.5, squared deviations 21 (std sqrt(21 / 3) = sqrt 7), moving
-    # ranges 1, 2, 3 (MR-bar 2, sigma within 2 / 1.128), one point (7) above the usl of 6.
+    # In time order 1, 2, 4, 7: mean 3.5, squared deviations 21 (std sqrt(21 / 3) = sqrt 7), one charge
+    # of 4 points (sigma within sqrt 7 / c4(4), c4(4) = 2 sqrt(2 / (3 pi))), one point (7) above 6.
     await post_series(service, charge_id, "diameter", {3: 7.0, 0: 1.0, 2: 4.0, 1: 2.0})
     await service.put_spec("PUMP-A", "bore", SpecBody(unit="mm", usl=100.0))
     await post_series(service, charge_id, "bore", {0: 5.0})
     rows = await summary(service, product_sku="PUMP-A")
     assert [row["parameter"] for row in rows] == ["bore", "diameter"]
     bore, diameter = rows
-    sigma_within = 2 / D2
+    sigma_within = math.sqrt(7) / (2 * math.sqrt(2 / (3 * math.pi)))
     assert {name: diameter[name] for name in ("n", "min", "max", "lsl", "usl", "out_of_spec")} == {
         "n": 4,
         "min": 1.0,
@@ -267,8 +267,8 @@ async def test_the_summary_of_a_small_series_has_the_hand_computed_figures(
     }
     assert diameter["mean"] == pytest.approx(3.5, rel=1e-12)
     assert diameter["std"] == pytest.approx(math.sqrt(7), rel=1e-12)
-    assert diameter["cp"] == pytest.approx(6 / (6 * sigma_within), rel=1e-9)  # = 0.564
-    assert diameter["cpk"] == pytest.approx(2.5 / (3 * sigma_within), rel=1e-9)  # = 0.47
+    assert diameter["cp"] == pytest.approx(6 / (6 * sigma_within), rel=1e-9)  # = 0.348
+    assert diameter["cpk"] == pytest.approx(2.5 / (3 * sigma_within), rel=1e-9)  # = 0.290
     assert diameter["pp"] == pytest.approx(1 / math.sqrt(7), rel=1e-9)
     assert diameter["ppk"] == pytest.approx(2.5 / (3 * math.sqrt(7)), rel=1e-9)
     # One point: no spread, so no capability.

@@ -341,3 +341,14 @@ def test_a_short_bootstrap_key_stops_the_service_without_echoing_it() -> None:
         load_settings(bootstrap_admin_key="too-short-a-secret")
     assert "ERP_BOOTSTRAP_ADMIN_KEY" in str(raised.value)
     assert "too-short-a-secret" not in str(raised.value)
+
+
+async def test_remembered_digests_stay_bounded_and_right(sessions: async_sessionmaker[AsyncSession]) -> None:
+    keys = KeyStore(sessions, cache_ttl_seconds=60.0, cache_max_entries=3)
+    _row, key = await keys.create(role=Role.VIEWER, name="v")
+    for _ in range(10):
+        assert await keys.authenticate(generate_key()) is None
+        assert await keys.authenticate("short") is None
+        principal = await keys.authenticate(key)
+        assert principal is not None and principal.name == "v"
+        assert len(keys._digests) <= 3, "hostile keys cannot make the memory grow"

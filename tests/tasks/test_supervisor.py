@@ -68,3 +68,40 @@ def test_a_child_that_exits_stops_the_others(tmp_path: Path) -> None:
     assert not any(alive(pid) for pid in pids)
     assert supervisor.stderr is not None
     assert b"child1 exited with 3; stopping the others" in supervisor.stderr.read()
+
+
+def test_the_ready_block_is_printed_once_after_the_api_answers(tmp_path: Path) -> None:
+    key_file = tmp_path / "admin-key"
+    key_file.write_text("erp_local_admin_key\n")
+    # "ready" once the first child has started; the block names the URL, the docs, the key and Ctrl-C.
+    program = (
+        "import sys; from pathlib import Path; "
+        "from tasks.supervisor import Supervisor, ready_block; "
+        f"pid_file = Path({str(tmp_path / 'child0.pid')!r}); "
+        f"commands = {{'child0': [sys.executable, '-c', {CHILD!r}, str(pid_file), 'forever']}}; "
+        "sys.exit(Supervisor(commands, ready=pid_file.exists, "
+        f"announce=lambda: print(ready_block('http://127.0.0.1:8000', Path({str(key_file)!r})), flush=True)).run())"
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", program], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    child_pids(tmp_path, 1)
+    time.sleep(1)
+    supervisor.send_signal(signal.SIGINT)
+    assert supervisor.wait(timeout=20) == 0
+    assert supervisor.stdout is not None
+    out = supervisor.stdout.read().decode()
+    assert out.count("erp-api is ready") == 1
+    for line in (
+        "http://127.0.0.1:8000/api/v1",
+        "http://127.0.0.1:8000/docs",
+        f"erp_local_admin_key   (kept in {key_file})",
+        "Ctrl-C",
+    ):
+        assert line in out
+
+
+def test_the_ready_block_says_how_to_get_a_key_when_there_is_none(tmp_path: Path) -> None:
+    from tasks.supervisor import ready_block
+
+    assert "run `erp-api keys local-admin`" in ready_block("http://127.0.0.1:8000", tmp_path / "absent")

@@ -217,9 +217,11 @@ class RuleChecker:
         )
         for alert in opened:
             # Webhook deliveries in the same transaction; the webhook sweeper publishes them.
-            await webhook_outbox.publish(
+            deliveries = await webhook_outbox.publish(
                 session, WebhookEvent.ALERT_OPENED, {"id": alert.id, **_audited(alert.values)}
             )
+            if not deliveries:
+                break  # nobody subscribes to alerts: the other alerts would look the subscriptions up in vain
         outcome.opened = [(alert.id, alert.values.rule, alert.values.charge_id) for alert in opened]
         to_hold: dict[int, list[int]] = defaultdict(list)
         for alert in opened:

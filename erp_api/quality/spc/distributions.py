@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -178,6 +179,9 @@ def _chi2_log_pdf(x: float, df: float) -> float:
     return (half - 1) * math.log(x) - x / 2 - half * math.log(2.0) - math.lgamma(half)
 
 
+# Capability intervals ask for the same few quantiles again and again (95 % at df = n - 1, and n is
+# often a fixed sample size), and each costs hundreds of series terms at large df.
+@lru_cache(maxsize=4096)
 def chi2_ppf(p: float, df: float) -> float:
     """The chi-square quantile: the x with P(X <= x) = p, for 0 < p < 1 and df > 0."""
     if not 0.0 < p < 1.0:

@@ -125,7 +125,7 @@ async def _whole_series(
         .order_by(s.product_sku, s.parameter)
     )
     return [
-        _aggregate(
+        aggregate_of(
             row.product_sku,
             row.parameter,
             Moments(row.n, row.mean, row.m2, row.min, row.max, row.out_of_spec),
@@ -189,7 +189,7 @@ async def _raw_stretch(
 
 def _aggregates(segments: dict[SeriesKey, Segment], limits: dict[SeriesKey, Limits]) -> list[SeriesAggregate]:
     return [
-        _aggregate(*key, segments[key].moments, segments[key].mr_sum, limits.get(key, (None, None)))
+        aggregate_of(*key, segments[key].moments, segments[key].mr_sum, limits.get(key, (None, None)))
         for key in sorted(segments)
         if segments[key].n
     ]
@@ -205,9 +205,10 @@ async def _limits(
     return {(row[0], row[1]): (row[2], row[3]) for row in await session.execute(stmt)}
 
 
-def _aggregate(
+def aggregate_of(
     product_sku: str, parameter: str, m: Moments, mr_sum: float, limits: Limits
 ) -> SeriesAggregate:
+    """The statistics of a stretch of a series (or of a charge's part of it) with n >= 1."""
     assert m.min is not None and m.max is not None
     return SeriesAggregate(
         product_sku=product_sku,

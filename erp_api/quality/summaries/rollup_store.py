@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, delete, select, tuple_, update
+from sqlalchemy import Row, Table, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -172,6 +172,11 @@ class RollupStore:
         )
         points = [Point(*row) for row in await self.session.execute(stmt)]
         return points[::-1] if descending else points
+
+    async def count(self, key: SeriesKey, where: list[Any]) -> int:
+        """How many non-voided points of a series match ``where``."""
+        stmt = select(func.count()).select_from(RAW).where(*series_rows(key), *where)
+        return int(await self.session.scalar(stmt) or 0)
 
     async def clear_hours(self, key: SeriesKey) -> None:
         await self.session.execute(delete(HOURS).where(*series_hours(key)))

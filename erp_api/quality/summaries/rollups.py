@@ -7,12 +7,12 @@ how they merge. Summaries and trends read them instead of the measurements (``su
 
 Every change to the measurements goes through here, in its own transaction:
 
-- new points (single and group-commit writes, ``added``): a point after the series' last one is
-  appended without reading any measurement. One that lands before it (a backdated measured_at, or a
-  concurrent transaction that took a lower id and committed later) is merged into its hour with its
-  neighbours: the points around it say which moving ranges it breaks and makes (bounded by its hour).
-- batch writes (``batch_added``): COPY returns no ids, so each hour a batch touches is recomputed
-  from its raw rows (bounded: one hour of one series), and the series' figures grow by the batch.
+- new points (single, group-commit and batch writes, ``added``; a batch's rows are read back with
+  their ids after its COPY): a point after the series' last one is appended without reading any
+  measurement. One that lands before it (a backdated measured_at, or a concurrent transaction that
+  took a lower id and committed later) is merged into its hour with its neighbours: the points around
+  it say which moving ranges it breaks and makes (the stored points from the first to the last new
+  one of its hour, and one on either side; never the rest of the hour).
 - voids and retention deletes (``removed``): the hours are recomputed from their raw rows, and the
   series' figures merged again from its hourly rows (``series_stats`` says why nothing is subtracted).
 - new spec limits (``limits_changed``): the out-of-spec counts are recounted over the series, once.
@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from operator import attrgetter
 
 from sqlalchemy import tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,22 +75,24 @@ class SeriesRollups:
         if not by_series:
             return
         totals = await self._store.lock(by_series)
-        for series_points in by_series.values():
-            series_points.sort(key=lambda point: point.key)
+        by_hour: dict[SeriesKey, dict[int, list[Point]]] = {}
+        for key, series_points in by_series.items():
+            series_points.sort(key=_series_order)
+            by_hour[key] = _by_hour(series_points)
         hours = await self._store.read_hours(
-            {(key, hour_of(point.measured_at)) for key, pts in by_series.items() for point in pts}
+            {(key, hour) for key, groups in by_hour.items() for hour in groups}
         )
         appended: list[tuple[SeriesKey, int, Segment]] = []
         for key in sorted(by_series):
             pts, total, series_limits = by_series[key], totals[key], limits.get(key, NO_LIMITS)
-            groups = _by_hour(pts)
+            groups = by_hour[key]
             if total.last is None or pts[0].key > total.last.key:
                 # The common case: every point after the series' end. No measurement is read.
-                segment = Segment.of(pts, series_limits)
-                for hour, group in groups.items():
-                    appended.append(
-                        (key, hour, hours.get((key, hour), NOTHING).then(Segment.of(group, series_limits)))
-                    )
+                parts = {hour: Segment.of(group, series_limits) for hour, group in groups.items()}
+                # A batch of one hour (the usual one) is that hour's segment: its points are summed once.
+                segment = next(iter(parts.values())) if len(parts) == 1 else Segment.of(pts, series_limits)
+                for hour, part in parts.items():
+                    appended.append((key, hour, hours.get((key, hour), NOTHING).then(part)))
                 bridge = 0.0 if total.last is None else abs(pts[0].value - total.last.value)
                 totals[key] = SeriesFigures(
                     total.moments.merge(segment.moments), total.mr_sum + segment.mr_sum + bridge, pts[-1]
@@ -111,33 +113,6 @@ class SeriesRollups:
             totals[key] = total
         await self._store.store_hours(appended)
         await self._store.store_series({key: totals[key] for key in by_series})
-
-    async def batch_added(
-        self,
-        product_sku: str,
-        items: Iterable[tuple[str, float, datetime]],
-        *,
-        limits: Mapping[SeriesKey, Limits],
-    ) -> None:
-        """(parameter, value, measured_at) items of a batch this transaction inserted (without ids, so
-        each hour they fall into is recomputed from its raw rows); ``limits`` as in ``added``."""
-        added: dict[tuple[SeriesKey, int], list[float]] = defaultdict(list)
-        for parameter, value, measured_at in items:
-            added[((product_sku, parameter), hour_of(measured_at))].append(value)
-        if not added:
-            return
-        totals = await self._store.lock(key for key, _hour in added)
-        stored = await self._store.read_hours(set(added))
-        for key in sorted({key for key, _hour in added}):
-            total, series_limits = totals[key], limits.get(key, NO_LIMITS)
-            for hour in sorted(hour for series, hour in added if series == key):
-                old = stored.get((key, hour), NOTHING)
-                new = Segment.of(await self._store.hour_points(key, hour), series_limits)
-                gained = Moments.of(added[(key, hour)], series_limits)
-                total = await self._replace_hour(key, hour, total, old=old, new=new, added=gained)
-                await self._store.store_hours([(key, hour, new)])
-            totals[key] = total
-        await self._store.store_series({key: totals[key] for key, _hour in added})
 
     async def removed(self, hours: Iterable[tuple[str, str, int]]) -> None:
         """Hours (product_sku, parameter, hour) that points left in this transaction (voided or
@@ -226,7 +201,13 @@ class SeriesRollups:
         before = await self._store.points(
             key, [position < tuple_(*low), RAW.c.measured_at >= start], descending=True, limit=1
         )
-        middle = await self._store.points(key, [position >= tuple_(*low), position <= tuple_(*high)])
+        between = [position >= tuple_(*low), position <= tuple_(*high)]
+        # A batch that merely commits late has nothing stored among its points: counting them spares
+        # reading them back.
+        if await self._store.count(key, between) == len(group):
+            middle = list(group)
+        else:
+            middle = await self._store.points(key, between)
         after = await self._store.points(key, [position > tuple_(*high), RAW.c.measured_at < end], limit=1)
         window = before + middle + after
         new_ids = {point.id for point in group}
@@ -262,6 +243,10 @@ class SeriesRollups:
         elif hour == last_hour:
             last = prev
         return SeriesFigures(moments, mr_sum, last)
+
+
+# Point.key as a C-level getter: a batch sorts ten thousand points.
+_series_order = attrgetter("measured_at", "id")
 
 
 def _by_hour(points: Sequence[Point]) -> dict[int, list[Point]]:

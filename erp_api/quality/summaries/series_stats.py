@@ -43,7 +43,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def hour_of(measured_at: datetime) -> int:
     """The hour a measurement belongs to: whole hours since 1970-01-01 00:00 UTC (floor)."""
-    return (measured_at - EPOCH) // timedelta(hours=1)
+    # Exact, and cheaper than dividing by a timedelta: a timedelta's seconds are in [0, 86400).
+    since = measured_at - EPOCH
+    return since.days * 24 + since.seconds // 3600
 
 
 def hour_start(hour: int) -> datetime:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -416,3 +417,24 @@ async def test_opening_and_moving_an_alert_queue_signed_webhook_deliveries_in_th
     assert [delivery.event_type for delivery in deliveries] == ["alert.opened", "alert.changed"]
     assert all(f'"id":{alert["id"]}' in delivery.payload for delivery in deliveries)
     assert {delivery.status for delivery in deliveries} == {"pending"}
+
+
+async def test_every_alert_of_one_check_gets_its_webhook_delivery(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    created = await client.post(
+        f"{API_PREFIX}/webhooks", json={"url": "https://receiver.example/hooks", "events": ["alert.opened"]}
+    )
+    assert created.status_code == 201, created.text
+    charge_id = await watched_charge(client, rule_ids=["N1"])
+    # One batch, so one check: three points beyond 3 sigma among in-control ones open three alerts.
+    values = quiet(20)
+    for index in (5, 10, 15):
+        values[index] = BEYOND_3_SIGMA
+    await post_series(client, charge_id, "diameter", values)
+    alerts = await wait_for_alerts(client, 3)
+    async with sessions() as session:
+        deliveries = (await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))).all()
+    assert len(alerts) == 3
+    delivered = [orjson.loads(delivery.payload)["data"]["id"] for delivery in deliveries]
+    assert sorted(delivered) == sorted(alert["id"] for alert in alerts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from typing import Any
 
@@ -23,7 +24,6 @@ from tests.quality.helpers import (
     store_without_spec,
 )
 
-D2 = 1.128
 # Values in time order, posted in a different order so that only a time-ordered moving range matches.
 SERIES = [25.00, 25.02, 24.99, 25.03, 24.98, 25.01, 25.04, 24.97]
 POST_ORDER = [3, 0, 6, 1, 7, 4, 2, 5]
@@ -33,11 +33,29 @@ def moving_range_mean(values: list[float]) -> float:
     return statistics.mean(abs(b - a) for a, b in itertools.pairwise(values))
 
 
-def expected(values: list[float], lsl: float | None, usl: float | None) -> dict[str, Any]:
-    """Every number of a summary row computed by hand from the series in time order."""
+def c4(m: int) -> float:
+    return math.sqrt(2 / (m - 1)) * math.exp(math.lgamma(m / 2) - math.lgamma((m - 1) / 2))
+
+
+def pooled_sigma(groups: list[list[float]]) -> float:
+    """The pooled within-charge standard deviation / c4(d + 1), d = sum (n_i - 1) > 0."""
+    squares = sum(sum((x - statistics.mean(group)) ** 2 for x in group) for group in groups)
+    degrees = sum(len(group) - 1 for group in groups)
+    return math.sqrt(squares / degrees) / c4(degrees + 1)
+
+
+def expected(
+    values: list[float], lsl: float | None, usl: float | None, charges: list[int] | None = None
+) -> dict[str, Any]:
+    """Every number of a summary row computed by hand from the series in time order; sigma within
+    pooled over the charges (``charges[i]`` is the charge of ``values[i]``; one charge if not given)."""
     mean = statistics.mean(values)
     std = statistics.stdev(values)
-    sigma_within = moving_range_mean(values) / D2
+    owners = charges or [0] * len(values)
+    groups = [
+        [v for v, c in zip(values, owners, strict=True) if c == charge] for charge in dict.fromkeys(owners)
+    ]
+    sigma_within = pooled_sigma(groups)
 
     def indices(sigma: float) -> tuple[float | None, float | None]:
         sides = ([(usl - mean) / (3 * sigma)] if usl is not None else []) + (
@@ -58,6 +76,9 @@ def expected(values: list[float], lsl: float | None, usl: float | None) -> dict[
         "lsl": lsl,
         "usl": usl,
         "out_of_spec": outside,
+        "sigma_within": sigma_within,
+        "sigma_within_method": "pooled_sd",
+        "sigma_overall": std,
         "cp": cp,
         "cpk": cpk,
         "pp": pp,
@@ -68,7 +89,7 @@ def expected(values: list[float], lsl: float | None, usl: float | None) -> dict[
 def assert_row(row: dict[str, Any], want: dict[str, Any]) -> None:
     for name, value in want.items():
         assert row[name] == (
-            value if value is None or isinstance(value, int) else pytest.approx(value, rel=1e-9)
+            value if value is None or isinstance(value, int | str) else pytest.approx(value, rel=1e-9)
         ), name
 
 
@@ -145,7 +166,7 @@ async def test_series_of_a_product_joins_its_charges_in_time_order(client: httpx
     await post_one(client, other, "diameter_mm", 99.0, measured_at=at(0))
     rows = await _summary(client)
     assert [(row["product_sku"], row["n"]) for row in rows] == [("PUMP-A", 8), ("VALVE-B", 1)]
-    assert_row(rows[0], expected(SERIES, 24.9, 25.1))
+    assert_row(rows[0], expected(SERIES, 24.9, 25.1, charges=[i % 2 for i in range(len(SERIES))]))
 
 
 async def test_filters_by_parameter_and_half_open_time_range(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,157 @@
+"""The latest points of a series or of a charge's part of it, read at the cost of the driver.
+
+A sample read is one range of an index read backwards from its end: (product_sku, parameter,
+measured_at, id) per series, (charge_id, parameter, measured_at, id) per charge, ``CHUNK`` reads per
+statement. The statements are compiled once per shape (``_statement``) and run on the session's own
+driver connection, inside its transaction and snapshot: SQLAlchemy would build a row object per
+point, which costs more than reading it. PostgreSQL hands each read over as two arrays
+(``array_agg``), SQLite as plain tuples; either way the values stay the stored doubles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import ColumnElement, Dialect, Select, bindparam, func, literal_column, select, union_all
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from erp_api.quality.spc.chart import FloatArray
+from erp_api.quality.summaries.rollup_sql import RAW
+
+# Sample reads per statement (SQLite allows 500 terms in a compound SELECT).
+CHUNK = 100
+Range = tuple[datetime | None, datetime | None]
+Owner = Literal["product_sku", "charge_id"]
+K = TypeVar("K")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A row's sampled points in series order: the charge of each, and its value."""
+
+    charges: npt.NDArray[np.int64]
+    values: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.values.size)
+
+    def tail(self, size: int) -> Sample:
+        return Sample(self.charges[-size:], self.values[-size:])
+
+    def by_charge(self) -> list[FloatArray]:
+        """The values per charge, each in series order, the charges in the order they first appear."""
+        if self.charges.size and (self.charges == self.charges[0]).all():
+            return [self.values]
+        _, first, inverse = np.unique(self.charges, return_index=True, return_inverse=True)
+        grouped = self.values[np.argsort(inverse, kind="stable")]
+        groups = np.split(grouped, np.cumsum(np.bincount(inverse))[:-1])
+        return [groups[i] for i in np.argsort(first, kind="stable")]
+
+
+NO_SAMPLE = Sample(np.zeros(0, dtype=np.int64), np.zeros(0))
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRead:
+    """The latest ``limit`` non-voided points of ``parameter`` whose ``owner`` column is ``owner_value``."""
+
+    owner_value: str | int
+    parameter: str
+    limit: int
+
+
+async def read_samples(
+    session: AsyncSession, owner: Owner, reads: Sequence[tuple[K, SampleRead]], between: Range
+) -> dict[K, Sample]:
+    """Each read's latest points (up to its limit) in [start, end) in series order; a read without
+    points is left out. The session must have run a statement already (its transaction is open)."""
+    connection = await session.connection()
+    dialect = connection.dialect
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    process = RAW.c.measured_at.type.bind_processor(dialect)
+    start, end = (at if at is None or process is None else process(at) for at in between)
+    since, until = (at is not None for at in between)
+    found: dict[K, Sample] = {}
+    for first in range(0, len(reads), CHUNK):
+        chunk = reads[first : first + CHUNK]
+        sql, names, defaults = _statement(dialect, owner, len(chunk), since, until)
+        bound = {**defaults, "since": start, "until": end}
+        for index, (_key, read) in enumerate(chunk):
+            bound |= {f"owner_{index}": read.owner_value, f"parameter_{index}": read.parameter}
+            bound[f"limit_{index}"] = read.limit
+        params = [bound[name] for name in names]
+        if dialect.name == "postgresql":
+            for record in await driver.fetch(sql, *params):
+                if record[1] is not None:
+                    found[chunk[record[0]][0]] = Sample(
+                        np.asarray(record[1], dtype=np.int64), np.asarray(record[2], dtype=np.float64)
+                    )
+            continue
+        rows = await driver.execute_fetchall(sql, params)
+        # A column at a time: one pass of C over the tuples each, no record objects.
+        read_of = np.fromiter(map(itemgetter(0), rows), np.int64, len(rows))
+        charges = np.fromiter(map(itemgetter(1), rows), np.int64, len(rows))
+        values = np.fromiter(map(itemgetter(2), rows), np.float64, len(rows))
+        # UNION ALL appends each read's rows as its LIMIT query yields them, latest first (SQLite's
+        # compound of co-routines): grouping them by read keeps that order, sorting again would not pay.
+        order = np.argsort(read_of, kind="stable")
+        charges, values = charges[order], values[order]
+        edges = np.searchsorted(read_of[order], np.arange(len(chunk) + 1))
+        for index, (key, _read) in enumerate(chunk):
+            low, high = int(edges[index]), int(edges[index + 1])
+            if high > low:
+                # Latest first as read: reversed into series order.
+                found[key] = Sample(charges[low:high][::-1], values[low:high][::-1])
+    return found
+
+
+# Bounded: every engine (each test app has its own) brings its own dialect.
+@lru_cache(maxsize=512)
+def _statement(
+    dialect: Dialect, owner: Owner, reads: int, since: bool, until: bool
+) -> tuple[str, list[str], dict[str, Any]]:
+    """The SQL of ``reads`` sample reads and the names of its parameters in order: per read its
+    index, then its charges and values (PostgreSQL: one row of two arrays in series order; SQLite:
+    a row per point, latest first)."""
+    m = RAW.c
+    parts: list[Select[*tuple[Any, ...]]] = []
+    for index in range(reads):
+        where = [
+            m[owner] == bindparam(f"owner_{index}"),
+            m.parameter == bindparam(f"parameter_{index}"),
+            m.voided_at.is_(None),
+        ]
+        if since:
+            where.append(m.measured_at >= bindparam("since"))
+        if until:
+            where.append(m.measured_at < bindparam("until"))
+        latest = (
+            select(m.charge_id, m.measured_at, m.id, m.value)
+            .where(*where)
+            .order_by(m.measured_at.desc(), m.id.desc())
+            .limit(bindparam(f"limit_{index}"))
+            .subquery("latest")
+        )
+        read: ColumnElement[int] = literal_column(str(index))
+        if dialect.name == "postgresql":
+            order = (latest.c.measured_at, latest.c.id)
+            parts.append(
+                select(
+                    read,
+                    func.array_agg(aggregate_order_by(latest.c.charge_id, *order)),
+                    func.array_agg(aggregate_order_by(latest.c.value, *order)),
+                )
+            )
+        else:
+            parts.append(select(read, latest.c.charge_id, latest.c.value))
+    compiled = (parts[0] if len(parts) == 1 else union_all(*parts)).compile(dialect=dialect)
+    # Its own parameters (SQLite's OFFSET 0) with their values, ours named, in the driver's order.
+    return compiled.string, list(compiled.positiontup or ()), dict(compiled.params)
