@@ -66,9 +66,7 @@ class AnalysisRepository:
         stmt = (
             update(AnomalyAnalysis)
             .where(
-                AnomalyAnalysis.id == analysis_id,
-                AnomalyAnalysis.status == status,
-                AnomalyAnalysis.attempts == attempts,
+                *_at(analysis_id, status, attempts),
             )
             .values(
                 status=AnalysisStatus.RUNNING.value,
@@ -92,9 +90,7 @@ class AnalysisRepository:
         stmt = (
             update(AnomalyAnalysis)
             .where(
-                AnomalyAnalysis.id == analysis_id,
-                AnomalyAnalysis.status == AnalysisStatus.RUNNING.value,
-                AnomalyAnalysis.attempts == attempts,
+                *_at(analysis_id, AnalysisStatus.RUNNING.value, attempts),
             )
             .values(heartbeat_at=utcnow())
         )
@@ -114,9 +110,7 @@ class AnalysisRepository:
         stmt = (
             update(AnomalyAnalysis)
             .where(
-                AnomalyAnalysis.id == analysis_id,
-                AnomalyAnalysis.status == AnalysisStatus.RUNNING.value,
-                AnomalyAnalysis.attempts == attempts,
+                *_at(analysis_id, AnalysisStatus.RUNNING.value, attempts),
             )
             .values(status=status.value, result=result, error=error, finished_at=now, updated_at=now)
         )
@@ -150,9 +144,7 @@ class AnalysisRepository:
         stmt = (
             update(AnomalyAnalysis)
             .where(
-                AnomalyAnalysis.id == analysis_id,
-                AnomalyAnalysis.status == AnalysisStatus.RUNNING.value,
-                AnomalyAnalysis.attempts == attempts,
+                *_at(analysis_id, AnalysisStatus.RUNNING.value, attempts),
                 _gone(unchanged_before, silent_before),
             )
             .values(
@@ -178,9 +170,7 @@ class AnalysisRepository:
         stmt = (
             update(AnomalyAnalysis)
             .where(
-                AnomalyAnalysis.id == analysis_id,
-                AnomalyAnalysis.status == AnalysisStatus.RUNNING.value,
-                AnomalyAnalysis.attempts == attempts,
+                *_at(analysis_id, AnalysisStatus.RUNNING.value, attempts),
                 _gone(unchanged_before, silent_before),
             )
             .values(status=AnalysisStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
@@ -207,9 +197,7 @@ class AnalysisRepository:
         stmt = (
             update(AnomalyAnalysis)
             .where(
-                AnomalyAnalysis.id == analysis_id,
-                AnomalyAnalysis.status == AnalysisStatus.QUEUED.value,
-                AnomalyAnalysis.attempts == attempts,
+                *_at(analysis_id, AnalysisStatus.QUEUED.value, attempts),
                 AnomalyAnalysis.published_at.is_(None),
             )
             .values(published_at=utcnow())
@@ -268,13 +256,18 @@ class AnalysisRepository:
         return len(chosen)
 
 
-def _still(analysis_id: int, status: AnalysisStatus, attempts: int, before: datetime) -> list[Any]:
+def _at(analysis_id: int, status: str, attempts: int) -> list[Any]:
+    """The analysis still at (status, attempts): every conditional update's guard against a claim
+    taken over meanwhile."""
     return [
         AnomalyAnalysis.id == analysis_id,
-        AnomalyAnalysis.status == status.value,
+        AnomalyAnalysis.status == status,
         AnomalyAnalysis.attempts == attempts,
-        AnomalyAnalysis.updated_at < before,
     ]
+
+
+def _still(analysis_id: int, status: AnalysisStatus, attempts: int, before: datetime) -> list[Any]:
+    return [*_at(analysis_id, status.value, attempts), AnomalyAnalysis.updated_at < before]
 
 
 def _gone(unchanged_before: datetime | None, silent_before: datetime | None) -> Any:
