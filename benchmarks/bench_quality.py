@@ -29,7 +29,6 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,15 +48,14 @@ from benchmarks.common import (
     reachable,
     write_result,
 )
+from benchmarks.measurement_history import History, seed_history
 from benchmarks.quality_loop import driver_url, ingest_target
 from cache import CacheManager, build_backend
-from erp_api.charges.repository import ChargeRepository
 from erp_api.db import create_engine, create_session_factory
 from erp_api.demo import DEMO_SPECS, seed_charges, seed_quality
 from erp_api.http import API_PREFIX
 from erp_api.migrate import upgrade
-from erp_api.quality.models import Measurement, QualitySpec
-from erp_api.quality.repository import MeasurementRepository
+from erp_api.quality.models import Measurement
 from erp_api.quality.schemas import MeasurementListQuery, SummaryQuery
 from erp_api.quality.service import QualityService
 from erp_api.quality.summaries.reconciliation import rebuild as rebuild_rollups
@@ -76,7 +74,7 @@ STRATEGY_REPEATS = 6
 COLUMNS = ("charge_id", "product_sku", "parameter", "value", "measured_at", "created_at")
 SECONDARY_INDEXES = {
     "ix_measurements_charge_id_parameter_measured_at": "(charge_id, parameter, measured_at, id)",
-    "ix_measurements_product_sku_parameter_measured_at": "(product_sku, parameter, measured_at, id)",
+    "ix_measurements_series_points": "(product_sku, parameter, measured_at, id, voided_at, charge_id, value)",
 }
 
 POST_LUA = """
@@ -298,56 +296,14 @@ HISTORY_PARAMETERS = ("diameter_mm", "bore_mm", "length_mm")
 # One point every 10 s: 1,000,000 points span 116 days (2,778 hourly rollups per parameter).
 HISTORY_SPACING = timedelta(seconds=10)
 HISTORY_START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-async def _history_seed(url: str, rows: int) -> int:
-    """One charge of one product with ``rows`` measurements of three parameters; returns its id."""
-    engine = create_engine(load_settings(database_url=url))
-    sessions = create_session_factory(engine)
-    try:
-        async with sessions.begin() as session:
-            (charge,) = await ChargeRepository(session).insert_many(
-                [
-                    {
-                        "charge_number": "CH-2026-900000",
-                        "product_sku": HISTORY_PRODUCT,
-                        "quantity": Decimal(1),
-                        "unit": "pcs",
-                        "line": "L1",
-                        "status": "in_production",
-                        "produced_at": HISTORY_START,
-                    }
-                ]
-            )
-            for parameter in HISTORY_PARAMETERS:
-                session.add(
-                    QualitySpec(
-                        product_sku=HISTORY_PRODUCT, parameter=parameter, unit="mm", lsl=9.9, usl=10.1
-                    )
-                )
-        rng = random.Random(11)
-        for start in range(0, rows, 100_000):
-            records = [
-                (
-                    charge.id,
-                    HISTORY_PRODUCT,
-                    HISTORY_PARAMETERS[i % 3],
-                    rng.gauss(10.0, 0.03),
-                    HISTORY_START + i * HISTORY_SPACING,
-                    HISTORY_START,
-                )
-                for i in range(start, min(start + 100_000, rows))
-            ]
-            async with sessions.begin() as session:
-                await MeasurementRepository(session).insert_bulk(records)
-        # Bulk-loaded rows bypass the writer: their rollups are built as the migration builds them.
-        await rebuild_rollups(sessions)
-        async with engine.connect() as connection:
-            await connection.exec_driver_sql("ANALYZE")
-            await connection.commit()
-    finally:
-        await engine.dispose()
-    return int(charge.id)
+HISTORY = History(
+    product_sku=HISTORY_PRODUCT,
+    parameters=HISTORY_PARAMETERS,
+    seed=11,
+    first_charge_number=900_000,
+    start=HISTORY_START,
+    spacing=HISTORY_SPACING,
+)
 
 
 async def _history_reads(url: str, charge_id: int, rows: int) -> dict[str, tuple[float, float]]:
@@ -389,12 +345,12 @@ def _history_run(backend: str, rows: int) -> dict[str, tuple[float, float]]:
     if backend == "postgresql":
         with postgres_database("erp_bench_history") as url:
             upgrade(load_settings(database_url=url))
-            charge_id = asyncio.run(_history_seed(url, rows))
+            (charge_id,) = asyncio.run(seed_history(url, HISTORY, rows))
             return asyncio.run(_history_reads(url, charge_id, rows))
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/history.sqlite3"
         upgrade(load_settings(database_url=url))
-        charge_id = asyncio.run(_history_seed(url, rows))
+        (charge_id,) = asyncio.run(seed_history(url, HISTORY, rows))
         return asyncio.run(_history_reads(url, charge_id, rows))
 
 

@@ -1,11 +1,35 @@
-"""Engine and session factories, and the declarative base every model derives from."""
+"""Engine and session factories, the declarative base every model derives from, and bulk inserts."""
 
 from __future__ import annotations
 
+import functools
+import typing
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, TypeDecorator, event
+import orjson
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Executable,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    bindparam,
+    cast,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -115,3 +139,105 @@ JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Rows per executemany where rows travel as parameters: ~12 parameters a row stays far below
+# SQLite's bound-parameter limit.
+INSERT_CHUNK: Final = 1_000
+
+
+async def insert_rows(
+    session: AsyncSession,
+    model: type[Base],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    skip_conflicts_on: Sequence[str] | None = None,
+    returning: Sequence[str] = (),
+) -> list[Row[Any]]:
+    """Insert ``rows`` (column name -> value, the same names in each) into ``model``'s table, in
+    their order, in ``session``'s transaction; the ``returning`` columns of each row inserted. With
+    ``skip_conflicts_on`` (a unique key's columns) a row that would duplicate a stored one is skipped.
+
+    On PostgreSQL the rows travel as one JSON document that the statement unpacks: one serialisation
+    in Python instead of SQLAlchemy converting every parameter of every row. For the ~240 alerts of
+    a rule check it took 4 ms where an executemany took 10 and ORM objects 21. The values are stored
+    as an executemany stores them (``tests/erp_api/test_db.py``): a JSON column keeps None as JSON
+    null, a text too long for its column is refused, a naive time too. Elsewhere an executemany per
+    ``INSERT_CHUNK`` rows.
+    """
+    if not rows:
+        return []
+    table = typing.cast(Table, model.__table__)
+    if session.get_bind().dialect.name != "postgresql":
+        sqlite_stmt = sqlite.insert(table)
+        if skip_conflicts_on is not None:
+            sqlite_stmt = sqlite_stmt.on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
+        returned: list[Row[Any]] = []
+        for start in range(0, len(rows), INSERT_CHUNK):
+            chunk = list(rows[start : start + INSERT_CHUNK])
+            if returning:
+                returning_stmt = sqlite_stmt.returning(*_columns(table, returning))
+                returned.extend(await session.execute(returning_stmt, chunk))
+            else:
+                await session.execute(sqlite_stmt, chunk)
+        return returned
+    stmt = _json_insert(table, tuple(rows[0]), _optional_tuple(skip_conflicts_on), tuple(returning))
+    try:
+        document = orjson.dumps(rows, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except orjson.JSONEncodeError as exc:  # the error of the value, as a parameter would raise it
+        raise (exc.__cause__ or exc) from None
+    result = await session.execute(stmt, {"rows": document.decode()})
+    return list(result) if returning else []
+
+
+@functools.lru_cache(maxsize=64)
+def _json_insert(
+    table: Table,
+    names: tuple[str, ...],
+    skip_conflicts_on: tuple[str, ...] | None,
+    returning: tuple[str, ...],
+) -> Executable:
+    """INSERT INTO table (names) of the objects of the JSON array bound as ``rows``, in array order.
+    Built once per shape (SQLAlchemy caches its compilation, not the building)."""
+    elements = (
+        func.jsonb_array_elements(cast(bindparam("rows", type_=Text), JSONB))
+        .table_valued("value", with_ordinality="position")
+        .render_derived(name="element")
+    )
+    stmt = postgresql.insert(table).from_select(
+        names,
+        select(*(_json_field(elements.c.value, table.c[name]) for name in names))
+        .select_from(elements)
+        .order_by(elements.c.position),
+    )
+    if skip_conflicts_on is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
+    return stmt.returning(*_columns(table, returning)) if returning else stmt
+
+
+def _optional_tuple(names: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if names is None else tuple(names)
+
+
+def _columns(table: Table, names: Sequence[str]) -> list[ColumnElement[Any]]:
+    return [table.c[name] for name in names]
+
+
+def _json_field(value: ColumnElement[Any], column: Any) -> ColumnElement[Any]:
+    """``column``'s value from a JSON object: JSON columns as they are (null stays JSON null); text as
+    text, so that the insert's assignment refuses one too long as it would a parameter; anything
+    else cast to the column's type."""
+    if isinstance(column.type, JSON):
+        return value.op("->")(column.name)
+    text_value = value.op("->>")(column.name)
+    if isinstance(column.type, String):
+        return text_value
+    return cast(text_value, column.type)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware one")
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -129,6 +129,14 @@ class RequestTimeout(ApiError):
     title = "Request timeout"
 
 
+class HeaderFieldsTooLarge(ApiError):
+    """A request line and headers longer than ``ERP_MAX_HEADER_BYTES`` (``serving.py``)."""
+
+    status = 431
+    slug = "request-header-fields-too-large"
+    title = "Request header fields too large"
+
+
 class DeadlineExceeded(ApiError):
     """The service did not start its answer within ``ERP_REQUEST_TIMEOUT_SECONDS`` (``serving.py``):
     the outcome of the request is unknown, so only an idempotent one may be retried as it is."""

@@ -9,12 +9,23 @@ so that a request costs no timer of its own (in uvloop a timer costs more than a
 
 * the headers must be complete within ``ERP_HEADER_TIMEOUT_SECONDS`` (of connecting, for the first
   request), else the connection is closed, after a 408 if part of a request had come;
+* the request line and headers may take at most ``ERP_MAX_HEADER_BYTES``, else the client gets a
+  431 and the connection is closed (uvicorn's httptools protocol buffers headers without a bound),
+  lingering: the answer is followed by a FIN, and what the client still sends is read and dropped
+  for up to ``LINGER_SECONDS``, so that its kernel does not throw the answer away on a reset;
 * the app must start its answer within ``ERP_REQUEST_TIMEOUT_SECONDS`` of the headers' end, else the
   client gets a 504 ``deadline-exceeded`` problem and the connection is closed. A streamed answer is
   bounded only by its start. The app's task goes on to its end, unheard (its database work is bounded
   by the statement and command timeouts): cancelling it in the middle of a write would be worse.
 
 Each is kept to within the check's interval. Between requests, uvicorn's ``timeout_keep_alive`` rules.
+
+uvicorn writes a response's head as soon as the app sends ``http.response.start`` and its body in a
+second write: two system calls where one will do, and on a small response those calls are most of
+what the server spends. ``EdgeProtocol`` gives uvicorn a ``CoalescingTransport``: a write is held
+until the next write, which goes out with it in one call, or until the current step of the event
+loop ends, whichever comes first; nothing waits past the step that wrote it (a streamed answer's
+head still leaves before the stream's first await).
 
 A body is the app's to time (``security/body_limit.py``: 408 when slow, 400 when short). For the
 400, a client that half-closes its side within a body shorter than its ``Content-Length`` gets its
@@ -32,7 +43,14 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from erp_api.errors import CLOSE_CONNECTION, ApiError, DeadlineExceeded, RequestTimeout, error_response
+from erp_api.errors import (
+    CLOSE_CONNECTION,
+    ApiError,
+    DeadlineExceeded,
+    HeaderFieldsTooLarge,
+    RequestTimeout,
+    error_response,
+)
 from erp_api.settings import Settings, load_settings
 
 
@@ -49,11 +67,15 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+LINGER_SECONDS = 2.0
+"""How long a refused request's remaining bytes are read and dropped before the connection closes."""
+
+
 @cache
-def _timeouts() -> tuple[float, float]:
+def _limits() -> tuple[float, float, int]:
     # Once per worker process, which has the environment ``serve`` validated.
     settings = load_settings()
-    return settings.header_timeout_seconds, settings.request_timeout_seconds
+    return settings.header_timeout_seconds, settings.request_timeout_seconds, settings.max_header_bytes
 
 
 class EdgeProtocol(HttpToolsProtocol):
@@ -67,15 +89,49 @@ class EdgeProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.header_timeout, self.request_timeout = _timeouts()
+        self.header_timeout, self.request_timeout, self.max_header_bytes = _limits()
+        # Bytes received since the current request's headers began, while they are incomplete.
+        self.reading_head = True
+        self.head_bytes = 0
+        self.lingering = False
         # What the watch saw last (the scope whose headers are awaited, or the cycle the app has), since when.
         self.watched: object = None
         self.watched_since = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport, self.loop))
         self.watched, self.watched_since = self, self.loop.time()
         _Watch.start(self.server_state, self.loop, min(self.header_timeout, self.request_timeout))
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # the rest of a refused request
+        reading_head = self.reading_head
+        super().data_received(data)
+        # Counted after parsing, so a read that ends the headers and carries body bytes is not held
+        # against them; what httptools buffered meanwhile is at most one read more than the limit.
+        if reading_head and self.reading_head:
+            self.head_bytes += len(data)
+            if self.head_bytes > self.max_header_bytes and not self.transport.is_closing():
+                self._refuse_head()
+
+    def _refuse_head(self) -> None:
+        self.reading_head, self.lingering = False, True
+        limit = self.max_header_bytes
+        self._answer(HeaderFieldsTooLarge(f"the request line and headers take more than {limit} bytes"))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self.reading_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.reading_head, self.head_bytes = True, 0
 
     def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio's signature
         cycle = self.cycle
@@ -94,7 +150,12 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def check_timeouts(self, now: float) -> None:
         """Close the connection if its headers, or the app's answer, are late (called by the watch)."""
-        if self.transport is None or self.transport.is_closing() or self.transport.get_protocol() is not self:
+        if (
+            self.transport is None
+            or self.lingering
+            or self.transport.is_closing()
+            or self.transport.get_protocol() is not self
+        ):
             return
         cycle, scope = self.cycle, self.scope
         watched: object
@@ -129,13 +190,89 @@ class EdgeProtocol(HttpToolsProtocol):
             )
 
     def _answer_and_close(self, error: ApiError, instance: str | None = None) -> None:
+        self._answer(error, instance)
+        self.transport.close()
+
+    def _answer(self, error: ApiError, instance: str | None = None) -> None:
+        """Write ``error`` as a whole response that closes the connection (the caller closes it)."""
         error.headers.update(CLOSE_CONNECTION)
         response = error_response(error, instance)
         head = [STATUS_LINE[response.status_code]]
         for name, value in [*self.server_state.default_headers, *response.raw_headers]:
             head.extend((name, b": ", value, b"\r\n"))
         self.transport.write(b"".join([*head, b"\r\n", response.body]))
-        self.transport.close()
+
+
+class CoalescingTransport(asyncio.Transport):
+    """A transport whose writes go out in pairs: a write is held until the next one, which sends both
+    in one call, or until the end of the current event-loop step (module docstring)."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        held = self._held
+        if held is None:
+            self._held = bytes(data)
+            self._loop.call_soon(self.flush)
+        else:
+            self._held = None
+            self._transport.writelines((held, data))  # one call (uvloop: one writev)
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + len(self._held or b"")
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
 
 
 class _Watch:

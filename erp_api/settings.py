@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     # first byte of the answer, must be longer than the body's (else 504).
     keep_alive_timeout_seconds: float = Field(5.0, gt=0, le=300)
     header_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    # The most bytes a request line and its headers may take (else 431 and a close): uvicorn's h11
+    # default; its httptools protocol, which serves, sets none.
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=2**20)
     body_timeout_seconds: float = Field(BODY_TIMEOUT_DEFAULT_SECONDS, gt=0, le=3600)
     # Addresses or networks (comma-separated) of the proxies whose X-Forwarded-For/-Proto are believed;
     # none by default: a client could otherwise pick the address its anonymous rate limit counts.

@@ -27,23 +27,34 @@ async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[Async
         await engine.dispose()
 
 
+def charge_row(
+    number: str = "CH-2026-000001",
+    *,
+    quantity: Decimal = Decimal(10),
+    produced_at: datetime = datetime(2026, 3, 1, tzinfo=UTC),
+) -> dict[str, Any]:
+    """A charge of PUMP-A in production on line L1, as ``ChargeRepository.insert_many`` takes it."""
+    return {
+        "charge_number": number,
+        "product_sku": "PUMP-A",
+        "quantity": quantity,
+        "unit": "pcs",
+        "line": "L1",
+        "status": "in_production",
+        "produced_at": produced_at,
+    }
+
+
+async def store_charge(sessions: async_sessionmaker[AsyncSession], row: dict[str, Any] | None = None) -> int:
+    """Store ``row`` (by default ``charge_row()``) and return its id."""
+    async with sessions.begin() as session:
+        (charge,) = await ChargeRepository(session).insert_many([row or charge_row()])
+    return int(charge.id)
+
+
 @pytest.fixture
 async def charge_id(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions.begin() as session:
-        (charge,) = await ChargeRepository(session).insert_many(
-            [
-                {
-                    "charge_number": "CH-2026-000001",
-                    "product_sku": "PUMP-A",
-                    "quantity": Decimal(10),
-                    "unit": "pcs",
-                    "line": "L1",
-                    "status": "in_production",
-                    "produced_at": datetime(2026, 3, 1, tzinfo=UTC),
-                }
-            ]
-        )
-    return charge.id
+    return await store_charge(sessions)
 
 
 @pytest.fixture

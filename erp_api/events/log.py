@@ -24,7 +24,7 @@ from typing import Any, Final
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from erp_api.db import utcnow
+from erp_api.db import insert_rows, utcnow
 from erp_api.events.models import Event
 
 NOTIFY_CHANNEL: Final = "erp_events"
@@ -60,17 +60,21 @@ async def record_events(
     if not events:
         return
     now = utcnow()
-    session.add_all(
-        Event(
-            type=event_type.value,
-            payload=_jsonable(payload),
-            charge_id=charge_id,
-            product_sku=product_sku,
-            created_at=now,
-        )
-        for event_type, payload, charge_id, product_sku in events
+    await session.flush()  # what the caller added before its event is written first, as always
+    await insert_rows(
+        session,
+        Event,
+        [
+            {
+                "type": event_type.value,
+                "payload": _jsonable(payload),
+                "charge_id": charge_id,
+                "product_sku": product_sku,
+                "created_at": now,
+            }
+            for event_type, payload, charge_id, product_sku in events
+        ],
     )
-    await session.flush()
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from erp_api.audit.trail import Attribution
@@ -40,18 +41,44 @@ class StoredMeasurement:
         return (self.charge_id, self.parameter, self.value, self.measured_at)
 
 
-@dataclass(frozen=True, slots=True)
-class SeriesPoint:
-    """A non-voided point of a (product, parameter) series, as the on-ingest rule check reads it."""
+@dataclass(slots=True)
+class SeriesPoints:
+    """Consecutive non-voided points of a (product, parameter) series, in series order, as the on-ingest
+    rule check reads them: one list per column. A check reads thousands of points and needs objects
+    only for the few a rule fires at, so it builds no object per point."""
 
-    id: int
-    charge_id: int
-    value: float
-    measured_at: datetime
-    new: bool = False
-    """Whether the point is one of those being checked (rather than one before or after them)."""
+    ids: list[int] = field(default_factory=list)
+    charge_ids: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    new: list[bool] = field(default_factory=list)
+    """Whether each point is one of those being checked (rather than one before or after them)."""
 
-    @property
-    def position(self) -> tuple[datetime, int]:
-        """Where the point sits in its series: series are ordered by (measured_at, id)."""
-        return (self.measured_at, self.id)
+    @classmethod
+    def of(cls, rows: Iterable[tuple[int, int, float, bool]]) -> SeriesPoints:
+        """The points of (id, charge_id, value, new) rows, in their order."""
+        columns = tuple(zip(*rows, strict=True))
+        if not columns:
+            return cls()
+        ids, charge_ids, values, new = columns
+        return cls(list(ids), list(charge_ids), list(values), [bool(flag) for flag in new])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def extend(self, other: SeriesPoints) -> None:
+        """Append ``other``'s points (those following these in the series)."""
+        self.ids.extend(other.ids)
+        self.charge_ids.extend(other.charge_ids)
+        self.values.extend(other.values)
+        self.new.extend(other.new)
+
+    def head(self, count: int) -> SeriesPoints:
+        """The first ``count`` points."""
+        return SeriesPoints(self.ids[:count], self.charge_ids[:count], self.values[:count], self.new[:count])
+
+    def last_new(self) -> int:
+        """The index of the last new point, -1 if there is none."""
+        for index in range(len(self.new) - 1, -1, -1):
+            if self.new[index]:
+                return index
+        return -1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from erp_api.charges.repository import ChargeRepository
 from erp_api.quality.models import Measurement, QualitySpec
-from erp_api.quality.records import NewMeasurement, SeriesPoint, StoredMeasurement
+from erp_api.quality.records import NewMeasurement, SeriesPoints, StoredMeasurement
 
 # Rows per statement of a bulk insert: within SQLite's and asyncpg's bound-parameter limits for
 # the multi-row INSERT, and bounding the memory of one COPY buffer.
@@ -332,17 +332,18 @@ class MeasurementRepository:
         rows = _commit_rows(product_sku, parameter, commits)
         return [row.id for row in await self._execute(select(rows.c.id).where(rows.c.counts))]
 
-    async def commit_start(
-        self, product_sku: str, parameter: str, commits: Sequence[CommitRows]
-    ) -> tuple[datetime, int] | None:
-        """The series position of the earliest non-voided point among those rows."""
-        rows = _commit_rows(product_sku, parameter, commits)
-        stmt = (
-            select(rows.c.measured_at, rows.c.id)
-            .where(rows.c.counts)
-            .order_by(rows.c.measured_at, rows.c.id)
-            .limit(1)
-        )
+    async def earliest_position(self, measurement_ids: Collection[int]) -> tuple[datetime, int] | None:
+        """The series position (measured_at, id) of the earliest of these measurements, voided or not;
+        None if none of them is stored. One primary-key lookup each, whatever the table's size
+        (a list of ids would let the planner scan a small table instead)."""
+        parts = [
+            select(Measurement.measured_at, Measurement.id).where(Measurement.id == measurement_id)
+            for measurement_id in sorted(set(measurement_ids))
+        ]
+        if not parts:
+            return None
+        found = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+        stmt = select(found.c.measured_at, found.c.id).order_by(found.c.measured_at, found.c.id).limit(1)
         row = (await self._execute(stmt)).first()
         return None if row is None else (row.measured_at, row.id)
 
@@ -361,7 +362,7 @@ class MeasurementRepository:
         limit: int,
         *,
         new: Sequence[CommitRows] = (),
-    ) -> list[SeriesPoint]:
+    ) -> SeriesPoints:
         """The last ``limit`` non-voided points of a series before ``position``, in series order;
         ``new`` marks the points of these transactions (see ``commit_ids``)."""
         stmt = (
@@ -370,9 +371,7 @@ class MeasurementRepository:
             .order_by(Measurement.measured_at.desc(), Measurement.id.desc())
             .limit(limit)
         )
-        points = _points(await self._execute(stmt))
-        points.reverse()
-        return points
+        return SeriesPoints.of(reversed((await self._execute(stmt)).all()))
 
     async def points_from(
         self,
@@ -383,7 +382,7 @@ class MeasurementRepository:
         *,
         inclusive: bool,
         new: Sequence[CommitRows] = (),
-    ) -> list[SeriesPoint]:
+    ) -> SeriesPoints:
         """The first ``limit`` non-voided points of a series from ``position`` on, in series order;
         ``new`` marks the points of these transactions (see ``commit_ids``)."""
         key = tuple_(Measurement.measured_at, Measurement.id)
@@ -393,7 +392,7 @@ class MeasurementRepository:
             .order_by(Measurement.measured_at, Measurement.id)
             .limit(limit)
         )
-        return _points(await self._execute(stmt))
+        return SeriesPoints.of((await self._execute(stmt)).all())
 
     async def export_chunk(
         self, where: MeasurementSelection, after: MeasurementExportKey | None, limit: int
@@ -488,9 +487,9 @@ def _commit_rows(product_sku: str, parameter: str, commits: Sequence[CommitRows]
 
 def _series_points(
     product_sku: str, parameter: str, new: Sequence[CommitRows]
-) -> Select[int, int, float, datetime, bool]:
-    """(id, charge_id, value, measured_at, new) of a series' non-voided points; ``new`` is true for
-    the rows of the given transactions."""
+) -> Select[int, int, float, bool]:
+    """(id, charge_id, value, new) of a series' non-voided points; ``new`` is true for the rows of the
+    given transactions. No time: converting thousands of them would cost more than the rest."""
     is_new = or_(
         false(),
         *(
@@ -498,21 +497,11 @@ def _series_points(
             for first_id, created_at, _count in new
         ),
     )
-    return select(
-        Measurement.id, Measurement.charge_id, Measurement.value, Measurement.measured_at, is_new.label("new")
-    ).where(
+    return select(Measurement.id, Measurement.charge_id, Measurement.value, is_new.label("new")).where(
         Measurement.product_sku == product_sku,
         Measurement.parameter == parameter,
         Measurement.voided_at.is_(None),
     )
-
-
-def _points(rows: Iterable[Row[*tuple[Any, ...]]]) -> list[SeriesPoint]:
-    # Unpacked by position: named access costs a lookup per column of each of thousands of rows.
-    return [
-        SeriesPoint(point_id, charge_id, value, measured_at, bool(new))
-        for point_id, charge_id, value, measured_at, new in rows
-    ]
 
 
 def _values(row: NewMeasurement, created_at: datetime) -> Mapping[str, Any]:

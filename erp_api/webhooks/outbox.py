@@ -37,7 +37,17 @@ async def publish(session: AsyncSession, event_type: str, payload: Mapping[str, 
     ``event_type`` must be one of ``events.EVENT_TYPES`` (ValueError otherwise); decimals and
     datetimes in ``payload`` are sent as strings.
     """
+    return await publish_many(session, event_type, [payload])
+
+
+async def publish_many(
+    session: AsyncSession, event_type: str, payloads: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """``publish`` of several events of one type at once (one lookup of the subscriptions, one
+    insert): the deliveries of each payload in turn, each in subscription order."""
     event = EventType(event_type)
+    if not payloads:
+        return []
     repository = WebhookRepository(session)
     subscribers = [
         subscription.id
@@ -47,9 +57,10 @@ async def publish(session: AsyncSession, event_type: str, payload: Mapping[str, 
     if not subscribers:
         return []
     now = utcnow()
-    body = envelope(event, payload, now)
-    return await repository.add_deliveries(
-        [
+    rows: list[dict[str, Any]] = []
+    for payload in payloads:
+        body = envelope(event, payload, now)
+        rows.extend(
             {
                 "subscription_id": subscription_id,
                 "message_id": new_message_id(),
@@ -63,8 +74,8 @@ async def publish(session: AsyncSession, event_type: str, payload: Mapping[str, 
                 "created_at": now,
             }
             for subscription_id in subscribers
-        ]
-    )
+        )
+    return await repository.add_deliveries(rows)
 
 
 async def dispatch(tasks: TaskClient, delivery_ids: Sequence[int]) -> None:

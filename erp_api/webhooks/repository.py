@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from erp_api.db import insert_rows
 from erp_api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 
@@ -41,15 +42,9 @@ class WebhookRepository:
     # Deliveries ----------------------------------------------------------------------------------
 
     async def add_deliveries(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-        """One multi-row INSERT ... RETURNING; the ids in the order of ``rows``."""
-        if not rows:
-            return []
-        result = await self.session.execute(
-            insert(WebhookDelivery)
-            .values(list(rows))
-            .returning(WebhookDelivery.id, WebhookDelivery.message_id)
-        )
-        ids = {message_id: delivery_id for delivery_id, message_id in result}
+        """One INSERT ... RETURNING (``erp_api.db.insert_rows``); the ids in the order of ``rows``."""
+        result = await insert_rows(self.session, WebhookDelivery, rows, returning=("id", "message_id"))
+        ids = {row.message_id: row.id for row in result}
         return [ids[row["message_id"]] for row in rows]
 
     async def deliveries(

@@ -25,10 +25,10 @@ from erp_api.analyses.repository import AnalysisRepository
 from erp_api.analyses.schemas import AnalysisCreate, AnalysisListQuery, BaselineIn
 from erp_api.analyses.service import AnalysisService
 from erp_api.audit.models import AuditEvent
-from erp_api.charges.repository import ChargeRepository
 from erp_api.errors import NotFound, ValidationFailed
 from erp_api.quality.schemas import MeasurementBatchIn, MeasurementIn, SpecBody
 from erp_api.quality.service import QualityService
+from tests.database import charge_row, store_charge
 from tests.jobs.fakes import RecordingTaskClient
 
 NELSON = AnalysisCreate(rules="nelson")
@@ -81,21 +81,10 @@ async def stored(sessions: async_sessionmaker[AsyncSession]) -> list[AnomalyAnal
 
 
 async def another_charge(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions.begin() as session:
-        (charge,) = await ChargeRepository(session).insert_many(
-            [
-                {
-                    "charge_number": "CH-2026-000002",
-                    "product_sku": "PUMP-A",
-                    "quantity": Decimal(5),
-                    "unit": "pcs",
-                    "line": "L1",
-                    "status": "in_production",
-                    "produced_at": datetime(2026, 3, 2, tzinfo=UTC),
-                }
-            ]
-        )
-    return charge.id
+    return await store_charge(
+        sessions,
+        charge_row("CH-2026-000002", quantity=Decimal(5), produced_at=datetime(2026, 3, 2, tzinfo=UTC)),
+    )
 
 
 # Submit -----------------------------------------------------------------------------------------

@@ -155,6 +155,33 @@ def test_headers_sent_a_byte_at_a_time_get_a_408_within_the_header_timeout(serve
         assert time.monotonic() - started < TIMEOUT + MARGIN
 
 
+def test_headers_longer_than_the_limit_get_a_431_and_the_connection_closed(server: Server) -> None:
+    """Sent without end, as fast as the socket takes them: refused once past the limit (16 KiB)."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /api/v1/charges HTTP/1.1\r\nHost: edge\r\n")
+        padding = b"X-Padding: " + b"a" * 1000 + b"\r\n"
+        for _ in range(1000):  # 1 MB, if nothing stopped it
+            try:
+                sock.sendall(padding)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if select.select([sock], [], [], 0)[0]:
+                break
+        # Without the limit the server would still be waiting for the end of the headers.
+        assert select.select([sock], [], [], 5)[0], "headers past the limit were taken without an answer"
+        answer = read_answer(sock)
+        assert answer.status == 431
+        assert answer.problem()["type"] == "https://erp-api.dev/problems/request-header-fields-too-large"
+        assert answer.headers["connection"] == "close"
+        assert closed_by_server(sock)
+
+
+def test_headers_just_under_the_limit_are_served(server: Server) -> None:
+    padding = "a" * (16 * 1024 - 200)  # with the request line and Host, just under 16 KiB
+    answer = ask(server, "GET", f"{CHARGES}?limit=1", **{"X-Padding": padding})
+    assert answer.status == 200
+
+
 def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(server: Server) -> None:
     with connect(server) as sock:
         for _ in range(2):  # kept alive between requests sent in time
@@ -217,6 +244,33 @@ def test_a_complete_body_on_a_kept_alive_connection_is_served_as_before(server: 
         for serial in (4, 5):
             sock.sendall(request_bytes("POST", CHARGES, json.dumps(charge_payload(serial)).encode()))
             assert read_answer(sock).status == 201
+
+
+# Writes ----------------------------------------------------------------------------------------
+
+
+def test_pipelined_answers_arrive_whole_and_in_order(server: Server) -> None:
+    """Head and body of each answer leave together (``CoalescingTransport``), one answer after another."""
+    with connect(server) as sock:
+        paths = [f"{CHARGES}/{900_000 + n}" for n in (1, 2, 3)]  # none exists: each 404 names its path
+        sock.sendall(b"".join(request_bytes("GET", path) for path in paths))
+        answers = [read_answer(sock) for _ in paths]
+    assert [answer.status for answer in answers] == [404, 404, 404]
+    assert [answer.problem()["instance"] for answer in answers] == paths
+
+
+def test_a_streamed_answer_sends_its_head_before_its_first_event(server: Server) -> None:
+    """The live event stream has nothing to send yet: its head must not wait for the first event."""
+    with connect(server) as sock:
+        sock.sendall(request_bytes("GET", "/api/v1/events", headers={"Accept": "text/event-stream"}))
+        sock.settimeout(2)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(65536)
+            assert chunk, "closed before the head"
+            head += chunk
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"content-type: text/event-stream" in head.lower()
 
 
 # Forwarded headers -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from erp_api.webhooks.events import EVENT_TYPES
 from erp_api.webhooks.models import WebhookDelivery
-from erp_api.webhooks.outbox import dispatch, publish
+from erp_api.webhooks.outbox import dispatch, publish, publish_many
 from tests.jobs.fakes import RecordingTaskClient
 from tests.webhooks.conftest import subscribe
 
@@ -47,6 +47,23 @@ async def test_an_event_is_queued_once_for_each_active_subscriber_to_it(
     rows = (await deliveries(sessions))[2:]
     assert [row.id for row in rows] == charge_ids
     assert [row.subscription_id for row in rows] == [charges["id"], everything["id"]]
+
+
+async def test_several_events_are_queued_at_once_each_for_every_subscriber_in_turn(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    first = await subscribe(client, URL, ["alert.opened"])
+    second = await subscribe(client, URL)
+    async with sessions.begin() as session:
+        ids = await publish_many(session, "alert.opened", [{"id": 1}, {"id": 2}, {"id": 3}])
+        assert await publish_many(session, "alert.opened", []) == []
+    rows = await deliveries(sessions)
+    assert [row.id for row in rows] == ids
+    assert [(orjson.loads(row.payload)["data"]["id"], row.subscription_id) for row in rows] == [
+        (alert_id, subscription["id"]) for alert_id in (1, 2, 3) for subscription in (first, second)
+    ]
+    assert len({row.message_id for row in rows}) == 6
+    assert all(row.status == "pending" and row.event_type == "alert.opened" for row in rows)
 
 
 async def test_an_event_whose_transaction_rolls_back_is_never_delivered(

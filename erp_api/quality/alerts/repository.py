@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import Row, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from erp_api.db import insert_rows
 from erp_api.quality.alerts.states import OPEN_STATUSES
 from erp_api.quality.models import QualityAlert
 
@@ -32,8 +32,6 @@ _EXPORT_COLUMNS = (
     QualityAlert.updated_at,
     QualityAlert.changed_by,
 )
-# Rows per INSERT: 12 parameters each stays far below SQLite's and asyncpg's bound-parameter limits.
-INSERT_CHUNK: Final = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,21 +79,16 @@ class AlertRepository:
         Inserted in the order given: concurrent checkers that sort alerts the same way never wait
         on each other in a cycle.
         """
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # One cached statement for any number of rows (SQLAlchemy batches them into multi-row INSERTs);
-        # skipped rows return nothing, so what was inserted is matched back by (rule, measurement).
-        stmt = (
-            insert(QualityAlert)
-            .on_conflict_do_nothing(index_elements=["rule", "measurement_id"])
-            .returning(QualityAlert.id, QualityAlert.rule, QualityAlert.measurement_id)
-        )
+        # Skipped rows return nothing, so what was inserted is matched back by (rule, measurement).
         by_key = {(alert.rule, alert.measurement_id): alert for alert in alerts}
-        opened: list[OpenedAlert] = []
-        for start in range(0, len(alerts), INSERT_CHUNK):
-            chunk = alerts[start : start + INSERT_CHUNK]
-            for row in await self.session.execute(stmt, [_row(alert) for alert in chunk]):
-                opened.append(OpenedAlert(row.id, by_key[(row.rule, row.measurement_id)]))
+        inserted = await insert_rows(
+            self.session,
+            QualityAlert,
+            [_row(alert) for alert in alerts],
+            skip_conflicts_on=("rule", "measurement_id"),
+            returning=("id", "rule", "measurement_id"),
+        )
+        opened = [OpenedAlert(row.id, by_key[(row.rule, row.measurement_id)]) for row in inserted]
         opened.sort(key=lambda alert: alert.id)
         return opened
 

@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import accumulate, compress
 from typing import Any, Final
 
 import structlog
@@ -51,10 +52,10 @@ from erp_api.quality.alerts.repository import AlertRepository, NewAlert
 from erp_api.quality.alerts.rule_checks import ClaimedCheck, RuleCheckRepository, SeriesCommit
 from erp_api.quality.limits.repository import ControlLimitsRepository
 from erp_api.quality.models import ControlLimits, QualitySpec
-from erp_api.quality.records import SeriesPoint
+from erp_api.quality.records import SeriesPoints
 from erp_api.quality.repository import MeasurementRepository, SpecRepository
-from erp_api.quality.spc.rules import RULE_LOOKBACK, RULE_WINDOWS, RuleName, RuleSet
-from erp_api.quality.spc.series import Baseline, analyse_series
+from erp_api.quality.spc.rules import RULE_LOOKBACK, RULE_WINDOWS, RuleName, RuleSet, find_violations
+from erp_api.quality.spc.series import Baseline
 from erp_api.quality.spec_rules import rule_ids_of, rule_set_of
 from erp_api.security.principal import Principal
 from erp_api.security.roles import Role
@@ -72,7 +73,10 @@ class RuleHit:
     """A rule's window that contains a new point: the alert it should open."""
 
     rule: RuleName
-    point: SeriesPoint
+    measurement_id: int
+    """The window's last point, where the rule fires."""
+    charge_id: int
+    """The charge of that point."""
     measurement_ids: tuple[int, ...]
 
 
@@ -96,7 +100,7 @@ class CheckFailed(Exception):
 
 
 def window_hits(
-    window: Sequence[SeriesPoint],
+    window: SeriesPoints,
     start: int,
     *,
     rule_set: RuleSet,
@@ -104,26 +108,26 @@ def window_hits(
     baseline: Baseline,
 ) -> list[RuleHit]:
     """The violations in ``window`` (consecutive points of a series) ending at index ``start`` or later
-    whose rule window contains a new point (``SeriesPoint.new``).
+    whose rule window contains a new point (``SeriesPoints.new``).
 
     ``window`` must hold the ``RULE_LOOKBACK`` points before ``window[start]`` (or every point before
     it, if the series has fewer).
     """
     if len(window) <= start:
         return []
-    analysis = analyse_series([point.value for point in window], rules=rule_set, baseline=baseline)
+    # The engine of analyse_series with the baseline as the limits, without the capability it adds.
+    violations = find_violations(window.values, baseline.center, baseline.sigma, rule_set)
     # new_before[i]: how many of window[:i] are new, so a window's new points are one subtraction.
-    new_before = [0]
-    for point in window:
-        new_before.append(new_before[-1] + point.new)
+    new_before = list(accumulate(window.new, initial=0))
+    ids = window.ids
     hits = []
-    for rule, index in analysis.violations:
+    for rule, index in violations:
         if index < start or rule not in rules:
             continue
         first = index - RULE_WINDOWS[rule] + 1
         if new_before[index + 1] - new_before[first] == 0:
             continue
-        hits.append(RuleHit(rule, window[index], tuple(point.id for point in window[first : index + 1])))
+        hits.append(RuleHit(rule, ids[index], window.charge_ids[index], tuple(ids[first : index + 1])))
     return hits
 
 
@@ -184,11 +188,11 @@ class RuleChecker:
             for hit in await _series_hits(
                 MeasurementRepository(session), series, commits[series], spec, current
             ):
-                hits.setdefault((hit.rule, hit.point.id), (series, hit))
+                hits.setdefault((hit.rule, hit.measurement_id), (series, hit))
         if not hits:
             return
-        hold = {hit.point.charge_id for series, hit in hits.values() if specs[series].auto_hold}
-        await _lock_charges(session, {hit.point.charge_id for _, hit in hits.values()}, hold)
+        hold = {hit.charge_id for series, hit in hits.values() if specs[series].auto_hold}
+        await _lock_charges(session, {hit.charge_id for _, hit in hits.values()}, hold)
         now = utcnow()
         new_alerts = [
             _new_alert(series, hit, limits[series], now) for _, (series, hit) in sorted(hits.items())
@@ -215,13 +219,12 @@ class RuleChecker:
                 for alert in opened
             ],
         )
-        for alert in opened:
-            # Webhook deliveries in the same transaction; the webhook sweeper publishes them.
-            deliveries = await webhook_outbox.publish(
-                session, WebhookEvent.ALERT_OPENED, {"id": alert.id, **_audited(alert.values)}
-            )
-            if not deliveries:
-                break  # nobody subscribes to alerts: the other alerts would look the subscriptions up in vain
+        # Webhook deliveries in the same transaction; the webhook sweeper publishes them.
+        await webhook_outbox.publish_many(
+            session,
+            WebhookEvent.ALERT_OPENED,
+            [{"id": alert.id, **_audited(alert.values)} for alert in opened],
+        )
         outcome.opened = [(alert.id, alert.values.rule, alert.values.charge_id) for alert in opened]
         to_hold: dict[int, list[int]] = defaultdict(list)
         for alert in opened:
@@ -244,9 +247,9 @@ async def _series_hits(
 
     The series is read in its order in runs, each from a new point not read yet: ``RULE_LOOKBACK``
     points before it, then points until ``RULE_LOOKBACK`` follow the last new point of the run (or
-    the series ends). Points that commit in measurement order make one run, from the earliest new
-    point; only if a run misses some new points (they were measured among older ones) are the new
-    points' ids read, to start a run from each one missed.
+    the series ends). Points that commit in measurement order make one run, from the earliest of
+    the commits' first points (a primary-key lookup each); only if a run misses some new points (they
+    were measured among older ones) are the new points' ids read, to start a run from each one missed.
     """
     product_sku, parameter = series
     rule_set, rules = rule_set_of(spec), frozenset(rule_ids_of(spec))
@@ -260,11 +263,13 @@ async def _series_hits(
     async def run_from(start_at: tuple[datetime, int], pending: int) -> None:
         before = await repository.points_before(*series, start_at, RULE_LOOKBACK, new=rows)
         run = await _run_from(repository, series, start_at, rows, pending=pending)
-        seen.update(point.id for point in run if point.new)
-        hits.extend(window_hits(before + run, len(before), rule_set=rule_set, rules=rules, baseline=baseline))
+        seen.update(compress(run.ids, run.new))
+        start = len(before)
+        before.extend(run)
+        hits.extend(window_hits(before, start, rule_set=rule_set, rules=rules, baseline=baseline))
 
     expected = sum(count for _, _, count in rows)
-    start_at = await repository.commit_start(product_sku, parameter, rows)
+    start_at = await repository.earliest_position([commit.first_measurement_id for commit in commits])
     if start_at is not None:
         await run_from(start_at, expected)
     if len(seen) < expected:  # new points among older ones (or voided since): find the rest
@@ -286,22 +291,25 @@ async def _run_from(
     new: Sequence[tuple[int, datetime, int]],
     *,
     pending: int,
-) -> list[SeriesPoint]:
+) -> SeriesPoints:
     """The series from ``start_at`` on, until ``RULE_LOOKBACK`` points follow its last new point."""
-    run: list[SeriesPoint] = []
+    run = SeriesPoints()
     last_new = -1
     chunk = pending + RULE_LOOKBACK + 1
     position, inclusive = start_at, True
     while True:
         points = await repository.points_from(*series, position, chunk, inclusive=inclusive, new=new)
-        for point in points:
-            run.append(point)
-            if point.new:
-                last_new = len(run) - 1
+        if (last := points.last_new()) >= 0:
+            last_new = len(run) + last
+        run.extend(points)
         if len(points) < chunk or len(run) - 1 - last_new >= RULE_LOOKBACK:
             break
-        position, inclusive = run[-1].position, False
-    return run[: last_new + RULE_LOOKBACK + 1] if last_new >= 0 else []
+        # The points carry no time: the next chunk starts after the last one's position.
+        found = await repository.position(run.ids[-1])
+        if found is None:  # deleted since it was read (retention): check again in a new transaction
+            raise RuntimeError(f"measurement {run.ids[-1]} was deleted during its series' rule check")
+        position, inclusive = found, False
+    return run.head(last_new + RULE_LOOKBACK + 1) if last_new >= 0 else SeriesPoints()
 
 
 async def _lock_charges(session: AsyncSession, charge_ids: set[int], hold: set[int]) -> None:
@@ -316,11 +324,11 @@ async def _lock_charges(session: AsyncSession, charge_ids: set[int], hold: set[i
 
 def _new_alert(series: tuple[str, str], hit: RuleHit, limits: ControlLimits, now: datetime) -> NewAlert:
     return NewAlert(
-        charge_id=hit.point.charge_id,
+        charge_id=hit.charge_id,
         product_sku=series[0],
         parameter=series[1],
         rule=hit.rule,
-        measurement_id=hit.point.id,
+        measurement_id=hit.measurement_id,
         measurement_ids=list(hit.measurement_ids),
         limits_id=limits.id,
         center=limits.center,

@@ -42,16 +42,15 @@ def normal_pdf(z: float) -> float:
     return math.exp(-0.5 * z * z - _LOG_SQRT_2PI)
 
 
-_ERFC = np.frompyfunc(math.erfc, 1, 1)
-
-
 def log_normal_cdf(z: FloatArray) -> FloatArray:
     """log Phi(z) elementwise; finite for every finite z (the asymptotic series where Phi underflows)."""
     z = np.asarray(z, dtype=np.float64)
     result = np.empty_like(z)
     far = z < -30.0
     near = ~far
-    complement = np.asarray(_ERFC(-z[near] / _SQRT2), dtype=np.float64)
+    # math.erfc over a list of floats: the same values as a ufunc of it, without an object array.
+    arguments = (-z[near] / _SQRT2).tolist()
+    complement = np.fromiter(map(math.erfc, arguments), np.float64, len(arguments))
     result[near] = np.log(0.5 * complement)
     tail = z[far]
     # log Phi(z) = log phi(z) - log(-z) + log(1 - 1/z^2 + 3/z^4 - 15/z^6) for z -> -infinity.

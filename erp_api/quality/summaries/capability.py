@@ -22,9 +22,9 @@ limit x (``SAMPLE_SIZE`` + 1) points whatever the filters. The samples are read 
 
 Cost: the summary per series is not paged; it reads ``SAMPLE_SIZE`` points of every series it
 covers (unfiltered: every series with measurements, 15 in the demo data, so 75,000 points). That is
-bounded by the number of series, not by history: at the cap a series costs about 10 ms of CPU on
-SQLite (half reading its sample, half its study) and about half that on PostgreSQL, and an uncached
-unfiltered summary of the demo data about 15 times that. Cached, it is one cache read.
+bounded by the number of series, not by history: at the cap a series costs about 3 ms on SQLite and
+on PostgreSQL (2 reading its sample, 1 its study), plus about 3 ms a summary for its other
+statements, whatever the history (``benchmarks.capability_summary``). Cached, it is one cache read.
 """
 
 from __future__ import annotations

@@ -573,6 +573,41 @@ async def test_the_engine_and_the_alerts_agree_on_a_long_mixed_series(
     assert sorted((a.rule, a.measurement_id) for a in await stored_alerts(sessions)) == sorted(expected)
 
 
+async def test_a_run_longer_than_one_read_is_read_on_from_its_last_point(
+    sessions: async_sessionmaker[AsyncSession],
+    charge_id: int,
+    writer: MeasurementWriter,
+    checker: RuleChecker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await watch(sessions)
+    await post_batch(writer, charge_id, quiet(60), start=10)
+    assert await drain(checker) == 0
+    # Three points among the history. A read takes the new points and RULE_LOOKBACK more: the first
+    # ends one point after the second new one, so the run is read on from there; the third new one
+    # is further on than the run goes, and gets a run of its own.
+    second = 21.5 + RULE_LOOKBACK
+    late = [(PARAMETER, BEYOND_3_SIGMA, at(minute)) for minute in (20.5, second, 65.5)]
+    await writer.write_batch(charge_id, late)
+    reads = 0
+    points_from = MeasurementRepository.points_from
+
+    async def counted(self: MeasurementRepository, *args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await points_from(self, *args, **kwargs)
+
+    monkeypatch.setattr(MeasurementRepository, "points_from", counted)
+    await drain(checker)
+    assert reads > 2  # two runs, the first of them read in more than one go
+    points = await series_points(sessions)
+    alerts = await stored_alerts(sessions)
+    assert {(alert.rule, alert.measurement_id) for alert in alerts} == expected_alerts(points)
+    assert {alert.measurement_id for alert in alerts if alert.rule == "N1"} == {
+        point.id for point in points if point.value == BEYOND_3_SIGMA
+    }
+
+
 async def charge_of(sessions: async_sessionmaker[AsyncSession], number: str, status: str) -> int:
     async with sessions.begin() as session:
         (charge,) = await ChargeRepository(session).insert_many(

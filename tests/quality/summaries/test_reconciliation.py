@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import insert, update
@@ -15,6 +14,7 @@ from erp_api.charges.repository import ChargeRepository
 from erp_api.db import create_engine, create_session_factory
 from erp_api.quality.models import HourlyStats, Measurement, SeriesStats
 from erp_api.settings import load_settings
+from tests.database import charge_row
 
 T0 = datetime(2026, 4, 1, 6, 0, tzinfo=UTC)
 
@@ -34,19 +34,7 @@ async def _store_without_rollups(database_url: str) -> None:
     engine = create_engine(load_settings(database_url=database_url))
     try:
         async with create_session_factory(engine).begin() as session:
-            (charge,) = await ChargeRepository(session).insert_many(
-                [
-                    {
-                        "charge_number": "CH-2026-000001",
-                        "product_sku": "PUMP-A",
-                        "quantity": Decimal(10),
-                        "unit": "pcs",
-                        "line": "L1",
-                        "status": "in_production",
-                        "produced_at": T0,
-                    }
-                ]
-            )
+            (charge,) = await ChargeRepository(session).insert_many([charge_row(produced_at=T0)])
             rows = [
                 {
                     "charge_id": charge.id,
