@@ -290,7 +290,7 @@ async def _insert_strategies(url: str, charge_id: int, product: str) -> dict[str
 # Reads against history: 10k vs 1M prior points ---------------------------------------------------------
 
 HISTORY_SIZES = (10_000, 1_000_000)
-HISTORY_REPEATS = 30
+HISTORY_REPEATS = 100
 HISTORY_PRODUCT = "BENCH-HISTORY"
 HISTORY_PARAMETERS = ("diameter_mm", "bore_mm", "length_mm")
 # One point every 10 s: 1,000,000 points span 116 days (2,778 hourly rollups per parameter).
