@@ -10,9 +10,12 @@ import asyncio
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 REQUIRE_SERVICES = os.environ.get("ERP_REQUIRE_SERVICES", "") in {"1", "true", "yes"}
 PG_ADMIN_URL = os.environ.get("ERP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -51,6 +54,29 @@ def require_postgres() -> str:
 def unique_name(prefix: str) -> str:
     """A name no concurrent test run will pick (databases, Redis key prefixes, queues)."""
     return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+
+
+def delete_redis_keys(url: str, pattern: str) -> None:
+    """Delete every key matching ``pattern`` (never FLUSHDB: the server is shared)."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=pattern, count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@contextmanager
+def own_redis_prefix(label: str, separator: str = ":") -> Iterator[tuple[str, str]]:
+    """(URL, key prefix): a prefix of the caller's own on the shared Redis (``unique_name(label)``
+    then ``separator``); every key under it is deleted afterwards."""
+    url = require_redis()
+    prefix = unique_name(label) + separator
+    try:
+        yield url, prefix
+    finally:
+        delete_redis_keys(url, f"{prefix}*")
 
 
 async def _pg_admin(sql: str) -> None:

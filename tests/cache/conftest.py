@@ -12,7 +12,7 @@ import redis
 
 from cache import CacheBackend, MemoryBackend, RedisBackend
 from tests.cache.relay import StallingRelay
-from tests.services import REDIS_URL, require_redis, unique_name
+from tests.services import REDIS_URL, delete_redis_keys, require_redis, unique_name
 
 
 async def eventually(condition: Callable[[], bool], *, within: float = 15.0) -> None:
@@ -25,14 +25,8 @@ async def eventually(condition: Callable[[], bool], *, within: float = 15.0) -> 
 
 
 def delete_prefix(url: str, prefix: str) -> None:
-    """Delete every key under ``prefix`` (never FLUSHDB: the server is shared)."""
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    """Delete every key under the cache prefix ``prefix`` (its keys are ``prefix:...``)."""
+    delete_redis_keys(url, f"{prefix}:*")
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import redis
 
 from erp_api.migrate import upgrade
 from erp_api.settings import load_settings
@@ -47,16 +46,8 @@ def database() -> Iterator[str]:
 @pytest.fixture
 def prefix() -> Iterator[str]:
     """A key prefix of the test's own on the shared Redis; its keys are deleted afterwards."""
-    url = services.require_redis()
-    prefix = services.unique_name("erp_cache_processes")
-    yield prefix
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    with services.own_redis_prefix("erp_cache_processes", separator="") as (_url, prefix):
+        yield prefix
 
 
 def environment(tmp_path: Path, database: str, prefix: str, redis_url: str) -> dict[str, str]:

@@ -34,16 +34,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def redis_prefix() -> Iterator[tuple[str, str]]:
     """(broker URL, key prefix) on the shared Redis; every key under the prefix is deleted afterwards."""
-    url = services.require_redis()
-    prefix = services.unique_name("erp_worker_test") + ":"
-    yield url, prefix
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    with services.own_redis_prefix("erp_worker_test") as url_and_prefix:
+        yield url_and_prefix
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
@@ -89,13 +88,5 @@ def build_client(build_app: Callable[..., Starlette]) -> ClientFactory:
 @pytest.fixture
 def redis_broker() -> Iterator[tuple[str, str]]:
     """(URL, key prefix) of a Celery broker on the shared Redis; its keys are deleted afterwards."""
-    url = services.require_redis()
-    prefix = services.unique_name("erp_observability_test") + ":"
-    yield url, prefix
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    with services.own_redis_prefix("erp_observability_test") as url_and_prefix:
+        yield url_and_prefix
