@@ -85,3 +85,151 @@ def test_postgres_schema_after_migrations_matches_the_models() -> None:
         assert _drift(load_settings(database_url=url)) == []
     finally:
         services.drop_postgres_database(name)
+
+
+@pytest.mark.postgres
+def test_postgres_series_index_is_rebuilt_without_holding_writes() -> None:
+    """0012 replaces an index of the largest table: ingestion must go on while it is built.
+
+    An ingestion transaction is open when the upgrade starts (so the build has to wait for it); a
+    second ingestion, started while the build waits, must insert at once. A plain CREATE INDEX would
+    queue for a lock that conflicts with every writer, and hold the second one behind it.
+    """
+    import asyncpg
+
+    name, url = services.create_postgres_database()
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    settings = load_settings(database_url=url)
+    insert = (
+        "INSERT INTO measurements (charge_id, product_sku, parameter, value, measured_at, created_at)"
+        " VALUES ($1, 'PUMP-A', 'diameter_mm', $2, now(), now())"
+    )
+
+    async def scenario() -> None:
+        setup = await asyncpg.connect(dsn, timeout=5)
+        try:
+            charge = await setup.fetchval(
+                "INSERT INTO charges (charge_number, product_sku, quantity, unit, line, status, produced_at,"
+                " created_at, updated_at, version) VALUES ('CH-2026-000001', 'PUMP-A', 10, 'pcs', 'L1',"
+                " 'in_production', now(), now(), now(), 1) RETURNING id"
+            )
+        finally:
+            await setup.close()
+        open_ingestion = await asyncpg.connect(dsn, timeout=5)
+        later_ingestion = await asyncpg.connect(dsn, timeout=5, server_settings={"lock_timeout": "3s"})
+        try:
+            transaction = open_ingestion.transaction()
+            await transaction.start()
+            await open_ingestion.execute(insert, charge, 1.0)
+            upgrading = asyncio.create_task(
+                asyncio.to_thread(upgrade, settings, "0012_measurement_series_points")
+            )
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE query ILIKE 'CREATE INDEX%' AND wait_event_type = 'Lock'"
+            )
+            for _ in range(300):
+                if await later_ingestion.fetchval(waiting) or upgrading.done():
+                    break
+                await asyncio.sleep(0.05)
+            assert not upgrading.done(), "the index build did not wait for the open ingestion"
+            await later_ingestion.execute(insert, charge, 2.0)  # lock_timeout: fails if held behind the build
+            await transaction.commit()
+            await asyncio.wait_for(upgrading, timeout=60)
+            indexes = {
+                row["indexname"]: row["indexdef"]
+                for row in await later_ingestion.fetch(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'measurements'"
+                )
+            }
+            valid = await later_ingestion.fetchval(
+                "SELECT indisvalid FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid"
+                " WHERE relname = 'ix_measurements_series_points'"
+            )
+            assert await later_ingestion.fetchval("SELECT count(*) FROM measurements") == 2
+        finally:
+            await open_ingestion.close()
+            await later_ingestion.close()
+        assert valid is True
+        assert "ix_measurements_product_sku_parameter_measured_at" not in indexes
+        assert (
+            "(product_sku, parameter, measured_at, id, voided_at, charge_id, value)"
+            in (indexes["ix_measurements_series_points"])
+        )
+
+    try:
+        upgrade(settings, "0011_analysis_heartbeats")
+        asyncio.run(scenario())
+        downgrade(settings, "0011_analysis_heartbeats")  # concurrently too, back to the old index
+        asyncio.run(_assert_index_names(url, {"ix_measurements_product_sku_parameter_measured_at"}))
+    finally:
+        services.drop_postgres_database(name)
+
+
+async def _assert_index_names(url: str, expected: set[str]) -> None:
+    engine = create_engine(load_settings(database_url=url))
+    try:
+        async with engine.connect() as conn:
+            names = await conn.run_sync(
+                lambda sync: {index["name"] for index in inspect(sync).get_indexes("measurements")}
+            )
+    finally:
+        await engine.dispose()
+    assert expected <= names
+    assert "ix_measurements_series_points" not in names
+
+
+@pytest.mark.postgres
+def test_postgres_series_index_build_that_failed_half_way_is_redone() -> None:
+    """A concurrent build that failed leaves an invalid index under the new name: the next upgrade
+    must replace it, not take it for done (an invalid index serves no query)."""
+    import asyncpg
+
+    name, url = services.create_postgres_database()
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    settings = load_settings(database_url=url)
+
+    async def leave_invalid_index() -> None:
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            charge = await conn.fetchval(
+                "INSERT INTO charges (charge_number, product_sku, quantity, unit, line, status, produced_at,"
+                " created_at, updated_at, version) VALUES ('CH-2026-000001', 'PUMP-A', 10, 'pcs', 'L1',"
+                " 'in_production', now(), now(), now(), 1) RETURNING id"
+            )
+            for value in (1.0, 2.0):
+                await conn.execute(
+                    "INSERT INTO measurements (charge_id, product_sku, parameter, value, measured_at,"
+                    " created_at) VALUES ($1, 'PUMP-A', 'diameter_mm', $2, now(), now())",
+                    charge,
+                    value,
+                )
+            # Fails on the duplicate product, as a build interrupted half-way would: left invalid.
+            with pytest.raises(asyncpg.UniqueViolationError):
+                await conn.execute(
+                    "CREATE UNIQUE INDEX CONCURRENTLY ix_measurements_series_points ON measurements (product_sku)"
+                )
+        finally:
+            await conn.close()
+
+    async def index_state() -> tuple[bool, str]:
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            row = await conn.fetchrow(
+                "SELECT indisvalid, pg_get_indexdef(indexrelid) AS definition FROM pg_index"
+                " JOIN pg_class ON pg_class.oid = indexrelid WHERE relname = 'ix_measurements_series_points'"
+            )
+        finally:
+            await conn.close()
+        return row["indisvalid"], row["definition"]
+
+    try:
+        upgrade(settings, "0011_analysis_heartbeats")
+        asyncio.run(leave_invalid_index())
+        assert asyncio.run(index_state())[0] is False
+        upgrade(settings, "0012_measurement_series_points")
+        valid, definition = asyncio.run(index_state())
+        assert valid is True
+        assert definition.endswith("(product_sku, parameter, measured_at, id, voided_at, charge_id, value)")
+    finally:
+        services.drop_postgres_database(name)
