@@ -33,6 +33,7 @@ from benchmarks.common import (
     POSTGRES_ADMIN,
     REDIS_URL,
     RESULTS,
+    cpu_times,
     machine,
     median,
     postgres_database,
@@ -151,12 +152,11 @@ def main() -> None:
                     "ERP_RATE_LIMIT_PREFIX": f"{own}:ratelimit",
                     **extra,
                 }
-        servers = {
-            name: stack.enter_context(
-                shipped_server({**base_env, **extra}, admin_key, logs / f"{index}.log")
-            ).base_url
+        processes = {
+            name: stack.enter_context(shipped_server({**base_env, **extra}, admin_key, logs / f"{index}.log"))
             for index, (name, extra) in enumerate(configs.items())
         }
+        servers = {name: server.base_url for name, server in processes.items()}
         mix_names = [name for name in servers if name != REDIS_NO_L1]
         with_summary = (
             httpx.get(
@@ -190,34 +190,41 @@ def main() -> None:
             if name in servers:
                 other = httpx.get(f"{servers[name]}{CHARGE_PATH}", headers=headers, timeout=10)
                 assert other.content == shipped.content and other.headers["etag"] == captured["etag"], name
-        bare = stack.enter_context(bare_server(shipped.content, captured)).base_url
+        bare_process = stack.enter_context(bare_server(shipped.content, captured))
+        bare = bare_process.base_url
         answer = httpx.get(f"{bare}{CHARGE_PATH}", timeout=10)
         assert answer.content == shipped.content and answer.headers["etag"] == captured["etag"]
         # The same answer with every header of the product's (the server adds date and length itself).
         product_headers = {
             name: value for name, value in shipped.headers.items() if name not in ("date", "content-length")
         }
-        bare_with_headers = stack.enter_context(bare_server(shipped.content, product_headers)).base_url
-        ceiling_urls = {name: servers[name] for name in CEILING_TARGETS if name in servers}
-        ceiling_urls[BARE_HEADERS] = bare_with_headers
-        ceiling_urls[BARE] = bare
-        for url in ceiling_urls.values():
-            wrk.run(url, [CHARGE_PATH], 2, CONNECTIONS, headers)
-        ceiling: dict[str, list[wrk.WrkResult]] = {name: [] for name in ceiling_urls}
+        ceiling_servers = {name: processes[name] for name in CEILING_TARGETS if name in processes}
+        ceiling_servers[BARE_HEADERS] = stack.enter_context(bare_server(shipped.content, product_headers))
+        ceiling_servers[BARE] = bare_process
+        for server in ceiling_servers.values():
+            wrk.run(server.base_url, [CHARGE_PATH], 2, CONNECTIONS, headers)
+        ceiling: dict[str, list[wrk.WrkResult]] = {name: [] for name in ceiling_servers}
+        cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in ceiling_servers}
         for _ in range(ROUNDS):
-            for name, url in ceiling_urls.items():
-                ceiling[name].append(wrk.run(url, [CHARGE_PATH], SECONDS, CONNECTIONS, headers))
+            for name, server in ceiling_servers.items():
+                before = cpu_times(server.process.pid)
+                result = wrk.run(server.base_url, [CHARGE_PATH], SECONDS, CONNECTIONS, headers)
+                after = cpu_times(server.process.pid)
+                ceiling[name].append(result)
+                requests = max(result.requests, 1)
+                cpu[name].append(((after[0] - before[0]) / requests, (after[1] - before[1]) / requests))
         stack.close()  # stop the servers (and drop the database): their logs are complete now
         log_lines = {name: count_lines(logs / f"{index}.log") for index, name in enumerate(configs)}
     if use_redis:
         delete_redis_keys(f"{prefix}-*")
-    write_result("http", report(mix, queries, ceiling, log_lines, with_summary, use_postgres))
+    write_result("http", report(mix, queries, ceiling, cpu, log_lines, with_summary, use_postgres))
 
 
 def report(
     mix: dict[str, list[wrk.WrkResult]],
     queries: dict[str, list[float]],
     ceiling: dict[str, list[wrk.WrkResult]],
+    cpu: dict[str, list[tuple[float, float]]],
     log_lines: dict[str, int],
     with_summary: bool,
     use_postgres: bool,
@@ -238,12 +245,19 @@ def report(
             ]
         )
     bare = ceiling[BARE]
+
+    def cpu_cell(name: str) -> str:
+        user = median([spent[0] for spent in cpu[name]]) * 1e6
+        system = median([spent[1] for spent in cpu[name]]) * 1e6
+        return f"{user + system:.0f} ({user:.0f} + {system:.0f})"
+
     ceiling_rows = [
         [
             f"{BARE} (ceiling)",
             f"{median([r.rps for r in bare]):,.0f}",
             f"{median([r.p50_ms for r in bare]):.2f}",
             f"{median([r.p99_ms for r in bare]):.2f}",
+            cpu_cell(BARE),
             "1.00x",
             "",
             "1.00x",
@@ -274,6 +288,7 @@ def report(
                 f"{median([r.rps for r in results]):,.0f}",
                 f"{median([r.p50_ms for r in results]):.2f}",
                 f"{median([r.p99_ms for r in results]):.2f}",
+                cpu_cell(name),
                 f"{ratio:.2f}x",
                 "-" if target is None else f">= {target}x",
                 f"{p99_ratio:.2f}x",
@@ -320,6 +335,7 @@ def report(
                     "req/s",
                     "p50 ms",
                     "p99 ms",
+                    "server CPU us/request (user + system)",
                     "req/s vs bare",
                     "budget",
                     "p99 vs bare",
@@ -336,6 +352,10 @@ def report(
             f"written per server (all runs, warm-ups included): {log_lines}.",
             "wrk, the servers, PostgreSQL and Redis share the machine's cores: the bare app's ceiling is "
             "partly wrk's, and every row pays the same.",
+            "Server CPU per request is the server process's user and system time over a round (Linux "
+            "/proc) divided by the requests wrk completed in it. One worker is CPU-bound, so req/s is "
+            "about its inverse: the ratios to the bare app are ratios of these costs. System time "
+            "includes sending each answer and, on loopback, delivering it to wrk's socket.",
             "Every server, the bare apps too, runs the product's protocol (`erp_api/serving.py`), which "
             "sends a response's head and body in one write where uvicorn's makes two: on a small answer "
             "that write is much of what a server spends, so it lifts the bare app more than the product.",

@@ -15,7 +15,6 @@ compete for the same cores. The tables quote medians.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -24,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks import wrk
-from benchmarks.common import RESULTS, machine, median, run_cli, write_result
+from benchmarks.common import RESULTS, cpu_times, machine, median, run_cli, write_result
 from testing.processes import running_server, serve_command
 
 ROUNDS = 6
@@ -54,12 +53,6 @@ def serve(env: Mapping[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
     full_env = {**env, "PYTHONHASHSEED": "0"}
     with running_server(full_env, command=serve_command(), log_path=log_path) as server:
         yield server.base_url, server.process.pid
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -93,9 +86,9 @@ def main() -> None:
             wrk.run(url, paths, 2, CONNECTIONS)
         for _ in range(ROUNDS):
             for name, (url, pid) in servers.items():
-                before = cpu_seconds(pid)
+                before = sum(cpu_times(pid))
                 result = wrk.run(url, paths, SECONDS, CONNECTIONS)
-                spent = cpu_seconds(pid) - before
+                spent = sum(cpu_times(pid)) - before
                 rps[name].append(result.rps)
                 cpu_us[name].append(spent / max(result.requests, 1) * 1e6)
                 p50[name].append(result.p50_ms)

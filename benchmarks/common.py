@@ -68,6 +68,13 @@ def postgres_database(prefix: str = "erp_bench") -> Iterator[str]:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds a process has spent so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
 def run_cli(env: Mapping[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "-m", "erp_api", *args], cwd=ROOT, env={**os.environ, **env}, check=True)
 

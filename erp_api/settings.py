@@ -212,8 +212,11 @@ class Settings(BaseSettings):
     rate_limit_max_buckets: int = Field(100_000, ge=1)
     # With Redis, each worker takes up to this many of a key's requests at once (never more than 1 % of
     # its limit) and counts them locally: see erp_api/security/rate_lease.py for the bound. 1: one Redis
-    # call per request.
-    rate_limit_lease_tokens: int = Field(100, ge=1, le=10_000)
+    # call per request. The cap matters only for limits above 100,000 (the admin's): 1,000 places of
+    # 1,000,000 are 0.1 %, and a worker serving thousands of that key's requests a second renews its
+    # lease a few times a second instead of dozens (each renewal holds that key's requests for a round
+    # trip: measured, the cached read with Redis 12 % faster than with 100).
+    rate_limit_lease_tokens: int = Field(1_000, ge=1, le=10_000)
 
     @field_validator("cache_backend")
     @classmethod

@@ -7,7 +7,7 @@ key in this process are answered from it without a round trip, until it is used 
 next one. Concurrent requests of one key share one call (one lease at a time per key and process);
 a refusal is remembered until its ``Retry-After``, so a refused caller costs no round trips either.
 
-``N`` is at most 1 % of the limit and at most ``ERP_RATE_LIMIT_LEASE_TOKENS`` (100); below a limit
+``N`` is at most 1 % of the limit and at most ``ERP_RATE_LIMIT_LEASE_TOKENS`` (1,000); below a limit
 of 200 it is 1, and each request is one call of the plain GCRA, exactly as without leases.
 
 **The bound.** Every request admitted used a place the GCRA in Redis granted (and places given back
