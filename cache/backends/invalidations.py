@@ -1,7 +1,11 @@
 """The invalidation channel of a tiered backend: one subscriber connection per process, with heartbeats.
 
 What it promises its owner: while ``time.monotonic() < fresh_until``, every invalidation that
-completed (anywhere) more than ``window`` seconds ago has been handed to ``on_invalidate``.
+completed (anywhere) more than ``window`` seconds ago has been handed to ``on_invalidate``. And
+``unhandled()`` tells whether bytes of the channel have reached this process and wait to be handled:
+a message Redis has sent here is either handled or seen by that check, so an owner that checks it
+never runs ahead of what has arrived. (An event loop reads every ready socket before it runs the
+tasks those reads woke, so a request that arrived with, or after, a message finds it read.)
 
 Why that holds: the invalidation script publishes the version keys it moved in the same atomic
 step, so once an invalidation has completed its message is queued for every subscriber. Every
@@ -78,6 +82,8 @@ class InvalidationChannel:
         self._on_reset = on_reset
         self._origin = origin.encode()
         self._task: asyncio.Task[None] | None = None
+        self._arrived: bytearray | None = None
+        """The buffer of the subscriber connection's stream: read by the event loop, not yet handled."""
         self._closing = False
         self.fresh_until = 0.0
         """``time.monotonic()`` value until which the channel is known to be up to date."""
@@ -88,6 +94,13 @@ class InvalidationChannel:
     @property
     def started(self) -> bool:
         return self._task is not None
+
+    def unhandled(self) -> bool:
+        """Whether bytes of the channel (a message, or a heartbeat) have reached this process and are
+        not handled yet: the check redis-py makes of its own connection before serving from its
+        client-side cache. Without a subscription, False (``fresh_until`` tells then)."""
+        arrived = self._arrived
+        return arrived is not None and len(arrived) > 0
 
     def start(self, channel: str) -> None:
         """Subscribe to ``channel`` in the background (once)."""
@@ -122,6 +135,7 @@ class InvalidationChannel:
         connection: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
         try:
             await connection.connect()  # type: ignore[no-untyped-call]
+            self._arrived = _arrived_bytes(connection)
             await connection.send_command("SUBSCRIBE", channel)
             reply = await self._read(connection, within=self._socket_timeout)
             if not (isinstance(reply, list) and reply[0] == b"subscribe"):
@@ -132,6 +146,7 @@ class InvalidationChannel:
             await self._listen(connection)
         finally:
             self.fresh_until = 0.0
+            self._arrived = None
             self._on_reset()
             with contextlib.suppress(RedisError, OSError):
                 await connection.disconnect(nowait=True)
@@ -170,3 +185,12 @@ class InvalidationChannel:
         if reply is not None and not isinstance(reply, list):
             raise _Lost(f"unexpected reply on the subscriber connection: {reply!r}")
         return reply
+
+
+def _arrived_bytes(connection: AbstractConnection) -> bytearray | None:
+    """The buffer of the ``asyncio.StreamReader`` a redis-py connection reads its replies from: the
+    bytes the event loop has read and the reader not yet consumed (one bytearray for the stream's
+    life). None if this release of redis-py or Python keeps them elsewhere."""
+    stream = getattr(connection, "_reader", None)
+    buffer = getattr(stream, "_buffer", None) if isinstance(stream, asyncio.StreamReader) else None
+    return buffer if isinstance(buffer, bytearray) else None

@@ -7,6 +7,11 @@ pub/sub (``cache.backends.invalidations``). The guarantees, on top of those of t
     invalidation is applied to the L1 before ``invalidate`` returns.
 (b) Another process stops serving an invalidated entry within ``coherence_window`` seconds of the
     invalidation completing (measured: well under it; the window is the bound, not the typical lag).
+    Once Redis has sent the message to a process, that process serves nothing from its L1 until it
+    has applied it: a read finding channel bytes arrived and not handled yet skips the L1
+    (``InvalidationChannel.unhandled``). So a read that reaches another process after the write's
+    answer is not stale as long as Redis delivered the message before it: only a Redis stalled
+    between answering the writer and writing to subscribers leaves the window alone to bound it.
 (c) If the channel is down or lagging (no heartbeat answered within the window), the L1 is bypassed
     and reads go to Redis, where every read is version-checked as usual.
 (d) A fill cannot resurrect old data: L1 entries carry *local* versions, captured before the L2 read
@@ -70,7 +75,7 @@ class TieredBackend(CacheBackend):
         self.l1_hits = 0
         self.l1_misses = 0
         self.l1_bypassed = 0
-        """Reads that skipped the L1 because the channel was not fresh."""
+        """Reads that skipped the L1: the channel not fresh, or bytes of it arrived and not handled."""
 
     def bind_prefix(self, prefix: str) -> None:
         self.l2.bind_prefix(prefix)
@@ -78,7 +83,7 @@ class TieredBackend(CacheBackend):
     async def get(self, key: str, version_keys: tuple[str, ...]) -> Hit | Miss:
         l1 = self.l1
         channel = self.channel
-        if channel.fresh_until > _monotonic():
+        if channel.fresh_until > _monotonic() and not channel.unhandled():
             found = l1.lookup(key, version_keys)
             if found is not None:
                 self.l1_hits += 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import cast
@@ -137,6 +139,62 @@ async def test_another_processs_invalidation_reaches_the_l1_over_the_channel(
 
     await eventually(lambda: backend_of(reader).channel.messages > messages)
     assert await read(reader, db) == b"new"
+
+
+async def test_a_request_arriving_with_an_invalidation_message_is_not_served_the_copy_it_covers(
+    redis_url: str, prefix: str
+) -> None:
+    """A request read in the same turn of the event loop as another process's invalidation message,
+    and handled first (its socket was ready first), must not get the L1 copy the message covers: the
+    loop has read the message, the subscriber has not handled it yet (``unhandled()``).
+
+    Reproduced exactly: the reader's loop is held (this test blocks it) while a request comes in on a
+    socket, then another process invalidates; the request's handler is a task of its own, as in
+    uvicorn. The window is long here (2 s), so that the channel stays fresh throughout.
+    """
+    db = Database()
+    reader = CacheManager(
+        TieredBackend(RedisBackend(redis_url, socket_timeout=0.5), coherence_window=2.0), prefix=prefix
+    )
+    backend = backend_of(reader)
+    try:
+        assert await read_through_l1(reader, db) == b"old"
+        loop = asyncio.get_running_loop()
+        served: asyncio.Future[bytes] = loop.create_future()
+
+        class Request(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                task = loop.create_task(read(reader, db))
+                task.add_done_callback(lambda done: served.set_result(done.result()))
+
+        ours, theirs = socket.socketpair()
+        transport, _ = await loop.create_connection(Request, sock=ours)
+        try:
+            db.value = b"new"
+            theirs.send(b"GET")  # the request is in first ...
+
+            async def invalidate_elsewhere() -> None:
+                writer = CacheManager(tiered(redis_url), prefix=prefix)
+                try:
+                    assert await writer.invalidate_tags(["item"]) is True
+                finally:
+                    await writer.close()
+
+            # ... then another process's invalidation, its message sent before this loop turns again.
+            elsewhere = threading.Thread(target=asyncio.run, args=(invalidate_elsewhere(),))
+            elsewhere.start()
+            elsewhere.join()  # blocking: this loop does not turn meanwhile
+            time.sleep(0.01)  # noqa: ASYNC251 -- on purpose: the message lands while this loop stands
+            assert backend.channel.fresh_until > time.monotonic()
+            messages = backend.channel.messages
+
+            assert await asyncio.wait_for(served, timeout=5) == b"new"
+            assert backend.channel.messages == messages + 1  # handled by now, not before the request
+        finally:
+            transport.close()
+            theirs.close()
+    finally:
+        await reader.close()
 
 
 async def test_a_copy_read_before_an_invalidation_is_not_kept_when_the_message_lands_first(
