@@ -164,12 +164,22 @@ def running_process(
             list(command), cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     process = ServiceProcess(name, popen, log_path)
+    failed = False
     try:
         if ready is not None:
             process.wait_until(ready, start_timeout)
         yield process
+    except BaseException:
+        failed = True
+        raise
     finally:
         process.stop(stop_timeout)
+        if failed:
+            # What the process said goes with a failure in its presence (pytest shows it with the report).
+            print(
+                f"--- {name} ({' '.join(command)}), its last output ---\n{process.log()[-4000:]}",
+                file=sys.stderr,
+            )
         if temporary:
             process._keep_log_and_delete_file()
 
