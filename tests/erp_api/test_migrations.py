@@ -87,6 +87,18 @@ def test_postgres_schema_after_migrations_matches_the_models() -> None:
         services.drop_postgres_database(name)
 
 
+# Rows written as the schema of 0011 takes them, by hand: the tests below run between revisions.
+INSERT_CHARGE = (
+    "INSERT INTO charges (charge_number, product_sku, quantity, unit, line, status, produced_at,"
+    " created_at, updated_at, version) VALUES ('CH-2026-000001', 'PUMP-A', 10, 'pcs', 'L1',"
+    " 'in_production', now(), now(), now(), 1) RETURNING id"
+)
+INSERT_MEASUREMENT = (
+    "INSERT INTO measurements (charge_id, product_sku, parameter, value, measured_at, created_at)"
+    " VALUES ($1, 'PUMP-A', 'diameter_mm', $2, now(), now())"
+)
+
+
 @pytest.mark.postgres
 def test_postgres_series_index_is_rebuilt_without_holding_writes() -> None:
     """0012 replaces an index of the largest table: ingestion must go on while it is built.
@@ -100,19 +112,11 @@ def test_postgres_series_index_is_rebuilt_without_holding_writes() -> None:
     name, url = services.create_postgres_database()
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     settings = load_settings(database_url=url)
-    insert = (
-        "INSERT INTO measurements (charge_id, product_sku, parameter, value, measured_at, created_at)"
-        " VALUES ($1, 'PUMP-A', 'diameter_mm', $2, now(), now())"
-    )
 
     async def scenario() -> None:
         setup = await asyncpg.connect(dsn, timeout=5)
         try:
-            charge = await setup.fetchval(
-                "INSERT INTO charges (charge_number, product_sku, quantity, unit, line, status, produced_at,"
-                " created_at, updated_at, version) VALUES ('CH-2026-000001', 'PUMP-A', 10, 'pcs', 'L1',"
-                " 'in_production', now(), now(), now(), 1) RETURNING id"
-            )
+            charge = await setup.fetchval(INSERT_CHARGE)
         finally:
             await setup.close()
         open_ingestion = await asyncpg.connect(dsn, timeout=5)
@@ -120,7 +124,7 @@ def test_postgres_series_index_is_rebuilt_without_holding_writes() -> None:
         try:
             transaction = open_ingestion.transaction()
             await transaction.start()
-            await open_ingestion.execute(insert, charge, 1.0)
+            await open_ingestion.execute(INSERT_MEASUREMENT, charge, 1.0)
             upgrading = asyncio.create_task(
                 asyncio.to_thread(upgrade, settings, "0012_measurement_series_points")
             )
@@ -133,7 +137,9 @@ def test_postgres_series_index_is_rebuilt_without_holding_writes() -> None:
                     break
                 await asyncio.sleep(0.05)
             assert not upgrading.done(), "the index build did not wait for the open ingestion"
-            await later_ingestion.execute(insert, charge, 2.0)  # lock_timeout: fails if held behind the build
+            await later_ingestion.execute(
+                INSERT_MEASUREMENT, charge, 2.0
+            )  # lock_timeout: fails if held behind the build
             await transaction.commit()
             await asyncio.wait_for(upgrading, timeout=60)
             indexes = {
@@ -192,18 +198,9 @@ def test_postgres_series_index_build_that_failed_half_way_is_redone() -> None:
     async def leave_invalid_index() -> None:
         conn = await asyncpg.connect(dsn, timeout=5)
         try:
-            charge = await conn.fetchval(
-                "INSERT INTO charges (charge_number, product_sku, quantity, unit, line, status, produced_at,"
-                " created_at, updated_at, version) VALUES ('CH-2026-000001', 'PUMP-A', 10, 'pcs', 'L1',"
-                " 'in_production', now(), now(), now(), 1) RETURNING id"
-            )
+            charge = await conn.fetchval(INSERT_CHARGE)
             for value in (1.0, 2.0):
-                await conn.execute(
-                    "INSERT INTO measurements (charge_id, product_sku, parameter, value, measured_at,"
-                    " created_at) VALUES ($1, 'PUMP-A', 'diameter_mm', $2, now(), now())",
-                    charge,
-                    value,
-                )
+                await conn.execute(INSERT_MEASUREMENT, charge, value)
             # Fails on the duplicate product, as a build interrupted half-way would: left invalid.
             with pytest.raises(asyncpg.UniqueViolationError):
                 await conn.execute(
