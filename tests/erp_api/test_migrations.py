@@ -137,9 +137,8 @@ def test_postgres_series_index_is_rebuilt_without_holding_writes() -> None:
                     break
                 await asyncio.sleep(0.05)
             assert not upgrading.done(), "the index build did not wait for the open ingestion"
-            await later_ingestion.execute(
-                INSERT_MEASUREMENT, charge, 2.0
-            )  # lock_timeout: fails if held behind the build
+            # Fails on its lock_timeout if it is held behind the build.
+            await later_ingestion.execute(INSERT_MEASUREMENT, charge, 2.0)
             await transaction.commit()
             await asyncio.wait_for(upgrading, timeout=60)
             indexes = {
