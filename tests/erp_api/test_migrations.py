@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,25 @@ def test_postgres_schema_after_migrations_matches_the_models() -> None:
         services.drop_postgres_database(name)
 
 
+@dataclass(frozen=True)
+class AtRevision0011:
+    """A PostgreSQL database of a test's own, migrated to 0011: its settings and a plain asyncpg DSN."""
+
+    settings: Settings
+    dsn: str
+
+
+@pytest.fixture
+def at_0011() -> Iterator[AtRevision0011]:
+    name, url = services.create_postgres_database()
+    try:
+        settings = load_settings(database_url=url)
+        upgrade(settings, "0011_analysis_heartbeats")
+        yield AtRevision0011(settings, url.replace("postgresql+asyncpg://", "postgresql://"))
+    finally:
+        services.drop_postgres_database(name)
+
+
 # Rows written as the schema of 0011 takes them, by hand: the tests below run between revisions.
 INSERT_CHARGE = (
     "INSERT INTO charges (charge_number, product_sku, quantity, unit, line, status, produced_at,"
@@ -100,7 +121,7 @@ INSERT_MEASUREMENT = (
 
 
 @pytest.mark.postgres
-def test_postgres_series_index_is_rebuilt_without_holding_writes() -> None:
+def test_postgres_series_index_is_rebuilt_without_holding_writes(at_0011: AtRevision0011) -> None:
     """0012 replaces an index of the largest table: ingestion must go on while it is built.
 
     An ingestion transaction is open when the upgrade starts (so the build has to wait for it); a
@@ -109,9 +130,7 @@ def test_postgres_series_index_is_rebuilt_without_holding_writes() -> None:
     """
     import asyncpg
 
-    name, url = services.create_postgres_database()
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    settings = load_settings(database_url=url)
+    settings, dsn = at_0011.settings, at_0011.dsn
 
     async def scenario() -> None:
         setup = await asyncpg.connect(dsn, timeout=5)
@@ -162,17 +181,13 @@ def test_postgres_series_index_is_rebuilt_without_holding_writes() -> None:
             in (indexes["ix_measurements_series_points"])
         )
 
-    try:
-        upgrade(settings, "0011_analysis_heartbeats")
-        asyncio.run(scenario())
-        downgrade(settings, "0011_analysis_heartbeats")  # concurrently too, back to the old index
-        asyncio.run(_assert_index_names(url, {"ix_measurements_product_sku_parameter_measured_at"}))
-    finally:
-        services.drop_postgres_database(name)
+    asyncio.run(scenario())
+    downgrade(settings, "0011_analysis_heartbeats")  # concurrently too, back to the old index
+    asyncio.run(_assert_index_names(settings, {"ix_measurements_product_sku_parameter_measured_at"}))
 
 
-async def _assert_index_names(url: str, expected: set[str]) -> None:
-    engine = create_engine(load_settings(database_url=url))
+async def _assert_index_names(settings: Settings, expected: set[str]) -> None:
+    engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
             names = await conn.run_sync(
@@ -185,14 +200,12 @@ async def _assert_index_names(url: str, expected: set[str]) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_series_index_build_that_failed_half_way_is_redone() -> None:
+def test_postgres_series_index_build_that_failed_half_way_is_redone(at_0011: AtRevision0011) -> None:
     """A concurrent build that failed leaves an invalid index under the new name: the next upgrade
     must replace it, not take it for done (an invalid index serves no query)."""
     import asyncpg
 
-    name, url = services.create_postgres_database()
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    settings = load_settings(database_url=url)
+    dsn = at_0011.dsn
 
     async def leave_invalid_index() -> None:
         conn = await asyncpg.connect(dsn, timeout=5)
@@ -219,13 +232,9 @@ def test_postgres_series_index_build_that_failed_half_way_is_redone() -> None:
             await conn.close()
         return row["indisvalid"], row["definition"]
 
-    try:
-        upgrade(settings, "0011_analysis_heartbeats")
-        asyncio.run(leave_invalid_index())
-        assert asyncio.run(index_state())[0] is False
-        upgrade(settings, "0012_measurement_series_points")
-        valid, definition = asyncio.run(index_state())
-        assert valid is True
-        assert definition.endswith("(product_sku, parameter, measured_at, id, voided_at, charge_id, value)")
-    finally:
-        services.drop_postgres_database(name)
+    asyncio.run(leave_invalid_index())
+    assert asyncio.run(index_state())[0] is False
+    upgrade(at_0011.settings, "0012_measurement_series_points")
+    valid, definition = asyncio.run(index_state())
+    assert valid is True
+    assert definition.endswith("(product_sku, parameter, measured_at, id, voided_at, charge_id, value)")
