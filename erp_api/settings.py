@@ -9,7 +9,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -254,16 +262,27 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin like https://erp.example.com (no path)")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _body_timeout_follows_request(cls, data: object) -> object:
+        # A slow body must get its 408, not the 504 of a request the service failed to answer. Left
+        # unset, the body's timeout follows a shorter request timeout (two thirds of it); named, it
+        # must fit (``_body_within_request``). Unset means absent from what was given, whatever value.
+        if not isinstance(data, dict) or "body_timeout_seconds" in data:
+            return data
+        try:
+            request = float(data["request_timeout_seconds"])
+        except (KeyError, TypeError, ValueError):
+            return data  # the default, or a value its own field rejects
+        if 0 < request <= BODY_TIMEOUT_DEFAULT_SECONDS:
+            return {**data, "body_timeout_seconds": request * 2 / 3}
+        return data
+
     @field_validator("body_timeout_seconds")
     @classmethod
     def _body_within_request(cls, value: float, info: ValidationInfo) -> float:
-        # A slow body must get its 408, not the 504 of a request the service failed to answer. Left
-        # at its default, the body's timeout follows a shorter request timeout (two thirds of it);
-        # named explicitly, it must fit.
         request = info.data.get("request_timeout_seconds")
         if request is not None and value >= request:
-            if value == BODY_TIMEOUT_DEFAULT_SECONDS:
-                return float(request) * 2 / 3
             raise ValueError(f"must be less than ERP_REQUEST_TIMEOUT_SECONDS ({request})")
         return value
 

@@ -110,3 +110,12 @@ def test_the_default_body_timeout_follows_a_shorter_request_timeout() -> None:
     assert load_settings().body_timeout_seconds == 20
     with pytest.raises(SettingsError, match="ERP_BODY_TIMEOUT_SECONDS: must be less than"):
         load_settings(request_timeout_seconds=9, body_timeout_seconds=12)
+
+
+def test_a_named_body_timeout_equal_to_the_default_must_fit_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Named, 20 s is the operator's choice, not the default: refused, not silently shortened.
+    monkeypatch.setenv("ERP_REQUEST_TIMEOUT_SECONDS", "15")
+    assert load_settings().body_timeout_seconds == 10
+    monkeypatch.setenv("ERP_BODY_TIMEOUT_SECONDS", "20")
+    with pytest.raises(SettingsError, match="ERP_BODY_TIMEOUT_SECONDS: must be less than"):
+        load_settings()
