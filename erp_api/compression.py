@@ -8,6 +8,11 @@ compressed and how is Starlette's: bodies from ``minimum_size`` bytes, never an 
 partial (206) or ``text/event-stream`` response, ``Vary: Accept-Encoding`` and ``Content-Length``
 set on what it compresses.
 
+Every browser and HTTP library accepts gzip, and most answers (a charge, a page of a list) are
+below ``minimum_size``: a response that announces a ``Content-Length`` below it passes untouched
+from its start, as the responder would have passed it, without the responder's work on each
+message (a sixth of a cached read's cost). The responder takes over only the others.
+
 What a client without gzip gets carries no ``Vary`` (Starlette's adds one to large responses): a
 cache may hand that identity response to any client, since every client reads it.
 """
@@ -17,9 +22,10 @@ from __future__ import annotations
 from typing import Final
 
 from starlette.middleware.gzip import GZipResponder
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ACCEPT_ENCODING: Final = b"accept-encoding"
+CONTENT_LENGTH: Final = b"content-length"
 
 
 class GZipMiddleware:
@@ -32,10 +38,32 @@ class GZipMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and accepts_gzip(scope):
-            responder = GZipResponder(self.app, self.minimum_size, compresslevel=self.compresslevel)
-            await responder(scope, receive, send)
+            await self.app(scope, receive, self._compressing(send))
         else:
             await self.app(scope, receive, send)
+
+    def _compressing(self, send: Send) -> Send:
+        """``send`` for a client that accepts gzip: small announced answers straight through, the
+        rest through a ``GZipResponder`` fed the messages as the app sends them."""
+        responder: GZipResponder | None = None
+        passing = False
+
+        async def send_compressed(message: Message) -> None:
+            nonlocal responder, passing
+            if passing:
+                await send(message)
+            elif responder is not None:
+                await responder.send_with_compression(message)
+            elif message["type"] == "http.response.start" and _announced_below(message, self.minimum_size):
+                passing = True
+                await send(message)
+            else:
+                # The responder as its own __call__ sets it up, minus the app it would call.
+                responder = GZipResponder(self.app, self.minimum_size, compresslevel=self.compresslevel)
+                responder.send = send
+                await responder.send_with_compression(message)
+
+        return send_compressed
 
 
 def accepts_gzip(scope: Scope) -> bool:
@@ -44,3 +72,9 @@ def accepts_gzip(scope: Scope) -> bool:
         if name == ACCEPT_ENCODING:
             return b"gzip" in value
     return False
+
+
+def _announced_below(start: Message, minimum_size: int) -> bool:
+    """Whether a response start carries one ``Content-Length`` smaller than ``minimum_size``."""
+    lengths = [value for name, value in start.get("headers", ()) if name.lower() == CONTENT_LENGTH]
+    return len(lengths) == 1 and lengths[0].isdigit() and int(lengths[0]) < minimum_size

@@ -14,9 +14,12 @@ LARGE = b'{"items": "' + b"x" * 2000 + b'"}'
 SMALL = b'{"ok": true}'
 
 
-def responding(body: bytes, *headers: tuple[bytes, bytes], status: int = 200) -> GZipMiddleware:
+def responding(
+    body: bytes, *headers: tuple[bytes, bytes], status: int = 200, announced: bool = True
+) -> GZipMiddleware:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), *headers]
+        length = [(b"content-length", b"%d" % len(body))] if announced else []
+        raw = [(b"content-type", b"application/json"), *length, *headers]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
 
@@ -58,6 +61,30 @@ async def test_a_small_body_is_not_compressed() -> None:
     response = await get(responding(SMALL), "gzip")
     assert "content-encoding" not in response.headers
     assert response.content == SMALL
+
+
+async def test_a_small_announced_body_reaches_a_gzip_client_exactly_as_the_app_sent_it() -> None:
+    response = await get(responding(SMALL, (b"etag", b'"1"')), "gzip, deflate")
+    assert response.content == SMALL
+    assert list(response.headers.raw) == [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(SMALL)),
+        (b"etag", b'"1"'),
+    ]
+
+
+@pytest.mark.parametrize(("body", "compressed"), [(SMALL, False), (LARGE, True)])
+async def test_without_a_content_length_the_size_of_the_body_decides(body: bytes, compressed: bool) -> None:
+    response = await get(responding(body, announced=False), "gzip")
+    assert response.content == body
+    assert (response.headers.get("content-encoding") == "gzip") is compressed
+
+
+async def test_an_announced_length_at_the_minimum_is_compressed() -> None:
+    body = b"x" * 1024  # minimum_size: compressed from this size on, as Starlette does
+    response = await get(responding(body), "gzip")
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.content == body
 
 
 async def test_an_already_encoded_body_is_left_alone() -> None:
