@@ -510,7 +510,11 @@ def _report(
                 "rows": [
                     ["uncached (from the rollups)", round(summary["uncached_ms"], 1)],
                     ["cached", round(summary["cached_ms"], 3)],
-                    ["ratio", f"{summary['uncached_ms'] / summary['cached_ms']:.0f}x (target >= 500x)"],
+                    [
+                        "ratio",
+                        f"{summary['uncached_ms'] / summary['cached_ms']:.0f}x (the target of >= 500x was set when "
+                        "an uncached summary read every raw row: 1,587 ms at 1M; it reads rollups now)",
+                    ],
                 ],
             },
         ],
