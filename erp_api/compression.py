@@ -24,8 +24,9 @@ from typing import Final
 from starlette.middleware.gzip import GZipResponder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from erp_api.security.body_limit import content_length
+
 ACCEPT_ENCODING: Final = b"accept-encoding"
-CONTENT_LENGTH: Final = b"content-length"
 
 
 class GZipMiddleware:
@@ -76,5 +77,5 @@ def accepts_gzip(scope: Scope) -> bool:
 
 def _announced_below(start: Message, minimum_size: int) -> bool:
     """Whether a response start carries one ``Content-Length`` smaller than ``minimum_size``."""
-    lengths = [value for name, value in start.get("headers", ()) if name.lower() == CONTENT_LENGTH]
-    return len(lengths) == 1 and lengths[0].isdigit() and int(lengths[0]) < minimum_size
+    length = content_length(start.get("headers", ()))
+    return length is not None and 0 <= length < minimum_size

@@ -15,6 +15,7 @@ what the client sends after cannot be told from a new request.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from enum import Enum
 from typing import Final
 
@@ -43,9 +44,15 @@ class BodyLimits:
 
 
 def declared_length(scope: Scope) -> int | None:
-    """The ``Content-Length`` (None if absent, ``INVALID`` if it is not one non-negative integer)."""
+    """The request's ``Content-Length`` (None if absent, ``INVALID`` if it is not one non-negative integer)."""
+    return content_length(scope["headers"])
+
+
+def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    """The ``Content-Length`` among raw ASGI headers (None if absent, ``INVALID`` if it is not one
+    non-negative integer): of a request's scope, or of a response's start."""
     found: int | None = None
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == b"content-length":
             if found is not None or not value.isdigit():
                 return INVALID
