@@ -30,12 +30,19 @@ def connect_worker_signals(app: Celery) -> None:
     sampler = BrokerSampler(app, timeout=settings.broker_connect_timeout_seconds)
     recovery = RecoveryLoop(settings)
 
+    serving_metrics = False
+
     def worker_init(sender: Any = None, **_kwargs: Any) -> None:
-        if start_metrics_server(settings):
-            sampler.start()
+        nonlocal serving_metrics
+        serving_metrics = start_metrics_server(settings)
 
     def worker_ready(**_kwargs: Any) -> None:
-        # Once the pool processes are forked: they need neither the thread nor its connections.
+        # Once the pool processes are forked: they need neither the threads nor their connections, and
+        # must not inherit a lock a thread held at the fork. prometheus-client's multiprocess values
+        # share one lock per process; a child forked while the sampler set a gauge waited on it for
+        # ever, at its first metric, with a task it had received and never started.
+        if serving_metrics:
+            sampler.start()
         recovery.start()
 
     def process_init(**_kwargs: Any) -> None:
