@@ -152,16 +152,19 @@ class CacheManager:
 
         Read-only: never loads, stores, or counts a hit or miss; meant for conditional requests.
         """
+        found = await self._current(self._namespaces.get(namespace), key, tags)
+        return None if found is None else found.data
+
+    async def peek(self, namespace: str, key: Any, tags: Iterable[str] = ()) -> Any | None:
+        """The value ``get_or_load`` would return from the cache for these arguments, or None.
+
+        Never loads or stores: for a caller that answers from the cache when it can and otherwise
+        calls ``get_or_load``. A value found counts as a hit; None counts as nothing, since the
+        ``get_or_load`` that follows counts the miss.
+        """
         ns = self._namespaces.get(namespace)
-        if not self._guard.ready:
-            self._guard.maybe_recover()
-            return None
-        try:
-            found = await self._backend.get(ns.key_prefix + encode_key(key), self.version_keys(tags))
-        except BackendUnavailable:
-            self._failed(ns)
-            return None
-        return found.data if isinstance(found, Hit) else None
+        found = await self._current(ns, key, tags)
+        return None if found is None else self._hit(ns, found)
 
     async def invalidate_tags(self, tags: Iterable[str]) -> bool:
         """Invalidate every entry stored with any of ``tags``, in every process sharing the backend.
@@ -237,15 +240,33 @@ class CacheManager:
                 if guard.breaker.consecutive_failures:
                     guard.succeeded()
                 if isinstance(found, Hit):
-                    ns.hits += 1
-                    if self._on_event is not None:
-                        self._on_event(ns.name, "hit")
-                    return found.data if found.fmt == RAW else deserialize(found.fmt, found.data)
+                    return self._hit(ns, found)
                 call = _Call(ns, key, version_keys, ttl, function, args, kwargs)
                 return await self._miss(call, found.versions)
         else:
             guard.maybe_recover()
         return await self._bypass(_Call(ns, key, version_keys, ttl, function, args, kwargs))
+
+    async def _current(self, ns: NamespaceStats, key: Any, tags: Iterable[str]) -> Hit | None:
+        """The current entry for ``key``, without loading; None if there is none or no backend."""
+        guard = self._guard
+        if not guard.ready:
+            guard.maybe_recover()
+            return None
+        try:
+            found = await self._backend.get(ns.key_prefix + encode_key(key), self.version_keys(tags))
+        except BackendUnavailable:
+            self._failed(ns)
+            return None
+        if guard.breaker.consecutive_failures:
+            guard.succeeded()
+        return found if isinstance(found, Hit) else None
+
+    def _hit(self, ns: NamespaceStats, found: Hit) -> Any:
+        ns.hits += 1
+        if self._on_event is not None:
+            self._on_event(ns.name, "hit")
+        return found.data if found.fmt == RAW else deserialize(found.fmt, found.data)
 
     async def _miss(self, call: _Call, versions: Versions | None) -> Any:
         validate_tags(version_key[len(self._tag_prefix) :] for version_key in call.version_keys[1:])

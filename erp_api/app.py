@@ -16,10 +16,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from erp_api.admin import cache_routes
 from erp_api.analyses import routes as analysis_routes
 from erp_api.audit import routes as audit_routes
+from erp_api.cached_reads import CachedReads
 from erp_api.charges import overview_routes
 from erp_api.charges import routes as charge_routes
 from erp_api.compression import GZipMiddleware
@@ -35,6 +37,7 @@ from erp_api.observability.health import liveness, readiness
 from erp_api.observability.logging import configure_logging
 from erp_api.observability.middleware import ObservabilityMiddleware
 from erp_api.observability.multiprocess import mark_worker_exited
+from erp_api.observability.request_ledger import RequestLedger
 from erp_api.observability.server_errors import with_response_headers
 from erp_api.openapi import build_openapi
 from erp_api.quality import routes as quality_routes
@@ -43,13 +46,13 @@ from erp_api.quality.charts import routes as chart_routes
 from erp_api.quality.inspections import routes as inspection_routes
 from erp_api.quality.limits import routes as limit_routes
 from erp_api.resources import open_resources
-from erp_api.response_headers import ResponseHeadersMiddleware
+from erp_api.response_headers import DefaultHeaders, ResponseHeadersMiddleware
 from erp_api.routing import PrematchedRouter
 from erp_api.security import key_routes
 from erp_api.security.access import Endpoint
-from erp_api.security.cors import cors_middleware
+from erp_api.security.cors import cors_middleware, cors_policy
 from erp_api.security.headers import security_headers
-from erp_api.security.middleware import SecurityMiddleware
+from erp_api.security.middleware import UNLIMITED_PATHS, SecurityMiddleware
 from erp_api.security.roles import PUBLIC, Role
 from erp_api.settings import Settings, SettingsError, load_settings
 from erp_api.webhooks import routes as webhook_routes
@@ -85,19 +88,44 @@ def api_routes() -> list[Endpoint]:
     ]
 
 
-def middleware(settings: Settings) -> list[Middleware]:
+class Application(Starlette):
+    """Starlette with ``CachedReads`` in front of its whole stack (the error layers included)."""
+
+    def __init__(self, *, settings: Settings, ledger: RequestLedger | None, **options: Any) -> None:
+        self._settings = settings
+        self._ledger = ledger
+        super().__init__(**options)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return CachedReads(
+            super().build_middleware_stack(),
+            settings=self._settings,
+            ledger=self._ledger,
+            cors=cors_policy(self._settings),
+            header_defaults=DefaultHeaders(security_headers(self._settings)),
+            unlimited_paths=UNLIMITED_PATHS,
+        )
+
+
+def request_ledger(settings: Settings) -> RequestLedger | None:
+    """The process's request ledger (metrics and access log), if the observability middleware is on."""
+    return RequestLedger(access_log=settings.access_log) if settings.observability_middleware else None
+
+
+def middleware(settings: Settings, ledger: RequestLedger | None) -> list[Middleware]:
     """Outermost first: response headers (the security headers, and those the others note: request
     id, rate limits), request id + metrics + access log, CORS, gzip, then security innermost: inside
-    CORS (preflights need no key), just outside the router."""
+    CORS (preflights need no key), just outside the router. ``CachedReads`` stands in front of them
+    all (``Application``)."""
     observability = (
         [
             Middleware(
                 ObservabilityMiddleware,
                 excluded_paths=(METRICS_PATH, *PROBE_PATHS),
-                access_log=settings.access_log,
+                ledger=ledger,
             )
         ]
-        if settings.observability_middleware
+        if ledger is not None
         else []
     )
     return [
@@ -151,7 +179,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.prometheus_multiproc_dir is not None:
                 mark_worker_exited(settings.prometheus_multiproc_dir)
 
-    app = Starlette(
+    ledger = request_ledger(settings)
+    app = Application(
+        settings=settings,
+        ledger=ledger,
         debug=False,
         routes=[
             Mount(API_PREFIX, routes=api_routes()),
@@ -169,7 +200,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 include_in_schema=False,
             ),
         ],
-        middleware=middleware(settings),
+        middleware=middleware(settings, ledger),
         exception_handlers=exception_handlers(settings),
         lifespan=lifespan,
     )

@@ -124,8 +124,17 @@ async def lookup_charges(request: Request) -> Response:
     )
 )
 async def get_charge(request: Request) -> Response:
-    charge_id = path_int(request, "id")
-    etag, body = unpack_document(await resources(request).charges.document(charge_id))
+    return _charge_response(request, await resources(request).charges.document(path_int(request, "id")))
+
+
+async def cached_charge(request: Request) -> Response | None:
+    """``get_charge``'s answer when the cache holds the charge, else None (``cached_reads``)."""
+    document = await resources(request).charges.cached_document(path_int(request, "id"))
+    return None if document is None else _charge_response(request, document)
+
+
+def _charge_response(request: Request, document: bytes) -> Response:
+    etag, body = unpack_document(document)
     if if_none_match_hits(request_header(request, "if-none-match"), etag):
         return Response(status_code=304, headers={"ETag": etag})
     return JsonDocumentResponse(body, etag)
@@ -199,7 +208,7 @@ routes = [
     Endpoint("/charges/batch", create_charges_batch, "POST", Role.OPERATOR, body=BodyLimit.BATCH),
     # A read with a large body.
     Endpoint("/charges/lookup", lookup_charges, "POST", Role.VIEWER, body=BodyLimit.BATCH),
-    Endpoint("/charges/{id}", get_charge, "GET", Role.VIEWER),
+    Endpoint("/charges/{id}", get_charge, "GET", Role.VIEWER, cached=cached_charge),
     # Quantity, unit, line, time: shop-floor corrections.
     Endpoint("/charges/{id}", update_charge, "PATCH", Role.OPERATOR),
     # Only planned charges without measurements can be deleted at all.

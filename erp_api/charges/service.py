@@ -78,12 +78,16 @@ class ChargeService:
 
     async def document(self, charge_id: int) -> bytes:
         """ETag and JSON body of one charge (see ``documents.pack_document``), cached."""
+        key, tags = _document_entry(charge_id)
         return await self._cache.get_or_load(
-            NAMESPACE,
-            key=("charge", charge_id),
-            loader=lambda: self._load_document(charge_id),
-            tags=[charge_tags.charge_tag(charge_id)],
+            NAMESPACE, key=key, loader=lambda: self._load_document(charge_id), tags=tags
         )
+
+    async def cached_document(self, charge_id: int) -> bytes | None:
+        """``document`` if the cache holds it, else None (nothing is loaded)."""
+        key, tags = _document_entry(charge_id)
+        document: bytes | None = await self._cache.peek(NAMESPACE, key, tags)
+        return document
 
     async def _load_document(self, charge_id: int) -> bytes:
         async with self._sessions() as session:
@@ -403,3 +407,8 @@ def _duplicate(number: str, index: int | None) -> Conflict:
     if index is not None:
         extra["index"] = index
     return Conflict(f"{where}a charge with number {number} already exists", extra=extra)
+
+
+def _document_entry(charge_id: int) -> tuple[tuple[str, int], list[str]]:
+    """The cache key and tags of a charge's document."""
+    return ("charge", charge_id), [charge_tags.charge_tag(charge_id)]

@@ -30,10 +30,17 @@ class ObservabilityMiddleware:
     ``excluded_paths`` (scrapes and probes) get an id but are neither counted nor logged.
     """
 
-    def __init__(self, app: ASGIApp, excluded_paths: Collection[str] = (), access_log: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        excluded_paths: Collection[str] = (),
+        access_log: bool = True,
+        ledger: RequestLedger | None = None,
+    ) -> None:
         self.app = app
         self._excluded = frozenset(excluded_paths)
-        self._ledger = RequestLedger(access_log=access_log)
+        # One per process, shared with ``cached_reads`` (its in-flight gauge counts both).
+        self._ledger = RequestLedger(access_log=access_log) if ledger is None else ledger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

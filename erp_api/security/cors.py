@@ -59,13 +59,29 @@ def _listed(names: Iterable[str]) -> bytes:
     return ", ".join(names).encode("latin-1")
 
 
+class CorsPolicy:
+    """The allow list, and what it adds to the response to a request that is not a preflight."""
+
+    def __init__(self, allow_origins: Iterable[str]) -> None:
+        # Browsers send origins in lower case (scheme and host are case-insensitive).
+        self.origins = frozenset(origin.lower() for origin in allow_origins)
+
+    def mark(self, start: Message, origin: str | None) -> None:
+        """Let an allowed ``origin`` read the response ``start`` begins; vary by ``Origin`` in any case."""
+        headers = MutableHeaders(scope=start)
+        if origin is not None and origin.lower() in self.origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Expose-Headers"] = _listed(CORS_EXPOSED_HEADERS).decode()
+        headers.add_vary_header("Origin")
+
+
 class CorsMiddleware:
     """CORS for ``allow_origins`` (see the module's docstring)."""
 
     def __init__(self, app: ASGIApp, *, allow_origins: Iterable[str]) -> None:
         self.app = app
-        # Browsers send origins in lower case (scheme and host are case-insensitive).
-        self._origins = frozenset(origin.lower() for origin in allow_origins)
+        self._policy = CorsPolicy(allow_origins)
+        self._origins = self._policy.origins
         self._headers = frozenset(
             name.lower() for name in (*CORS_REQUEST_HEADERS, *SAFELISTED_REQUEST_HEADERS)
         )
@@ -83,15 +99,11 @@ class CorsMiddleware:
         ):
             await self._preflight(origin, request_headers, scope, receive, send)
             return
-        allowed = origin is not None and origin.lower() in self._origins
+        policy = self._policy
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if allowed and origin is not None:
-                    headers["Access-Control-Allow-Origin"] = origin
-                    headers["Access-Control-Expose-Headers"] = _listed(CORS_EXPOSED_HEADERS).decode()
-                headers.add_vary_header("Origin")
+                policy.mark(message, origin)
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
@@ -135,6 +147,11 @@ class CorsMiddleware:
             await send({"type": "http.response.body", "body": b""})
             return
         await send_error(Forbidden(f"CORS preflight refused: {detail}"), scope, receive, send, headers=[vary])
+
+
+def cors_policy(settings: Settings) -> CorsPolicy | None:
+    """The policy of ``ERP_CORS_ALLOW_ORIGINS``; None without an allow list (no CORS at all)."""
+    return CorsPolicy(settings.cors_allow_origins) if settings.cors_allow_origins else None
 
 
 def cors_middleware(settings: Settings) -> list[Middleware]:

@@ -14,13 +14,14 @@
 
 It sits inside CORS (so preflights need no key) and outside the router (so nothing reaches a
 route unchecked), and inside ``ResponseHeadersMiddleware``, which sends the ``RateLimit-*`` headers.
-Its services come from ``app.state.resources.security``, built by the lifespan.
+Its services come from ``app.state.resources.security``, built by the lifespan. Authentication and
+the rate limit count are ``admission``'s, which ``erp_api.cached_reads`` also runs for the cached
+reads it answers in front of the stack (those never reach this middleware).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
-from urllib.parse import parse_qsl
+from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,28 +32,22 @@ from erp_api.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
-    database_unavailable,
     send_error,
 )
 from erp_api.response_headers import response_headers
 from erp_api.routing import PREMATCHED, RouteIndex
 from erp_api.security.access import Access, access_of
+from erp_api.security.admission import CHALLENGE, Quotas, authenticate, security_services
 from erp_api.security.body_limit import INVALID, BodyLimits, counting_receive, declared_length
 from erp_api.security.principal import AUTH_DISABLED, Principal, bind_principal, reset_principal
-from erp_api.security.ratelimit import Decision
 from erp_api.security.roles import PUBLIC, Role
 from erp_api.settings import Settings
-
-if TYPE_CHECKING:
-    from erp_api.security.services import SecurityServices
 
 UNLIMITED_PATHS: Final = frozenset({"/health", "/health/ready", "/metrics"})
 """Probes and scrapes: cheap, and a load balancer must never be told to slow down."""
 
 UNROUTED: Final = Access(Role.VIEWER)
 """A request no route serves still needs a key: a stranger learns nothing, a caller gets 404/405."""
-
-_CHALLENGE: Final = 'Bearer realm="erp-api"'
 
 
 class SecurityMiddleware:
@@ -65,13 +60,7 @@ class SecurityMiddleware:
         self._body_timeout = settings.body_timeout_seconds
         self._auth = settings.auth_enabled
         self._rate_limit = settings.rate_limit_enabled
-        self._quotas = {
-            Role.VIEWER: settings.rate_limit_viewer,
-            Role.OPERATOR: settings.rate_limit_operator,
-            Role.QUALITY_MANAGER: settings.rate_limit_quality_manager,
-            Role.ADMIN: settings.rate_limit_admin,
-        }
-        self._anonymous_quota = settings.rate_limit_anonymous
+        self._quotas = Quotas(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +71,9 @@ class SecurityMiddleware:
         if root_path and path.startswith(root_path):
             path = path[len(root_path) :]
         method: str = scope["method"]
-        route = (found := self._route_index(scope).find(scope, path)).route
+        # Found already by ``cached_reads`` for a GET it left to the stack.
+        found = scope.get(PREMATCHED) or self._route_index(scope).find(scope, path)
+        route = found.route
         access = UNROUTED if route is None else access_of(route)
         needed = access.role
 
@@ -100,15 +91,15 @@ class SecurityMiddleware:
 
         principal: Principal | None = None
         rejection: Unauthorized | ServiceUnavailable | None = None
-        services = _services(scope)  # once: each look-up goes through Starlette's State.__getattr__
+        services = security_services(scope)  # once: each look-up goes through Starlette's State.__getattr__
         if not self._auth:
             principal = AUTH_DISABLED
         elif needed != PUBLIC:
-            principal, rejection = await self._authenticate(scope, services, ticket_auth=access.ticket_auth)
+            principal, rejection = await authenticate(scope, services, ticket_auth=access.ticket_auth)
 
         extra_headers: list[tuple[bytes, bytes]] = []
         if self._rate_limit and path not in UNLIMITED_PATHS:
-            decision = await self._count(scope, services, principal)
+            decision = await self._quotas.count(scope, services, principal)
             extra_headers = decision.headers()
             if not decision.allowed:
                 detail = f"more than {decision.limit} requests in the window; retry later"
@@ -122,7 +113,7 @@ class SecurityMiddleware:
             forbidden = Forbidden(
                 f"this needs the {needed.value} role; the key has {principal.role.value}",
                 extra={"required_role": needed.value},
-                headers={"WWW-Authenticate": f'{_CHALLENGE}, error="insufficient_scope"'},
+                headers={"WWW-Authenticate": f'{CHALLENGE}, error="insufficient_scope"'},
             )
             await send_error(forbidden, scope, receive, send, extra_headers)
             return
@@ -148,64 +139,6 @@ class SecurityMiddleware:
         if self._index is None:
             self._index = RouteIndex(scope["app"].routes)
         return self._index
-
-    async def _authenticate(
-        self, scope: Scope, services: SecurityServices, *, ticket_auth: bool = False
-    ) -> tuple[Principal | None, Unauthorized | ServiceUnavailable | None]:
-        values = [value for name, value in scope["headers"] if name == b"authorization"]
-        if not values and ticket_auth and (ticket := _ticket(scope)) is not None:
-            principal = await scope["app"].state.resources.event_tickets.redeem(ticket)
-            if principal is None:
-                return None, Unauthorized(
-                    "the ticket is not valid (unknown, used or expired); get a new one",
-                    headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
-                )
-            return principal, None
-        if not values:
-            return None, Unauthorized(
-                "send an API key as Authorization: Bearer <key>", headers={"WWW-Authenticate": _CHALLENGE}
-            )
-        scheme, _, key = values[0].decode("latin-1").partition(" ")
-        principal = None
-        if len(values) == 1 and scheme.lower() == "bearer":
-            try:
-                principal = await services.keys.authenticate(key.strip())
-            except Exception as exc:
-                # Outside the router's handlers: answered here, or the server would close the connection.
-                if (unavailable := database_unavailable(exc)) is None:
-                    raise
-                return None, unavailable
-        if principal is None:
-            return None, Unauthorized(
-                "the API key is not valid (unknown, revoked, or not a Bearer key)",
-                headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
-            )
-        return principal, None
-
-    async def _count(self, scope: Scope, services: SecurityServices, principal: Principal | None) -> Decision:
-        if principal is not None and principal.key_id is not None:
-            bucket, quota = f"key:{principal.key_id}", self._quotas[principal.role]
-        else:
-            client = scope.get("client")
-            address = client[0] if client else "unknown"
-            quota = self._quotas[principal.role] if principal is not None else self._anonymous_quota
-            bucket = f"addr:{address}"
-        return await services.limiter.hit(bucket, quota)
-
-
-def _ticket(scope: Scope) -> str | None:
-    """The ``ticket`` query parameter, if there is exactly one."""
-    values = [
-        value
-        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"))
-        if name == "ticket"
-    ]
-    return values[0] if len(values) == 1 else None
-
-
-def _services(scope: Scope) -> SecurityServices:
-    services: SecurityServices = scope["app"].state.resources.security
-    return services
 
 
 def _with_allow(send: Send, index: RouteIndex, request: Scope) -> Send:

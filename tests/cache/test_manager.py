@@ -181,6 +181,34 @@ async def test_get_raw_peeks_without_loading_or_counting(manager: CacheManager, 
     assert manager.stats()["items"]["misses"] == 1
 
 
+async def test_peek_returns_what_get_or_load_would_from_the_cache_and_never_loads(
+    manager: CacheManager, db: Database
+) -> None:
+    db.values[5] = "five"
+    assert await manager.peek("items", ("get", 5), ["item:5"]) is None
+    assert db.reads == {}
+
+    await manager.get_or_load("items", ("get", 5), lambda: db.load(5), tags=["item:5"])
+
+    assert await manager.peek("items", ("get", 5), ["item:5"]) == b"five"
+    assert await manager.peek("items", ("get", 5), ["item:6"]) is None
+    await manager.invalidate_tags(["item:5"])
+    assert await manager.peek("items", ("get", 5), ["item:5"]) is None
+    assert db.reads == {5: 1}
+    # The hit counts; the misses are left to the get_or_load a caller makes next.
+    assert manager.stats()["items"]["hits"] == 1
+    assert manager.stats()["items"]["misses"] == 1
+
+
+async def test_peek_gives_json_values_as_get_or_load_does(manager: CacheManager) -> None:
+    async def load() -> dict[str, list[int]]:
+        return {"a": [1]}
+
+    await manager.get_or_load("json", "k", load)
+
+    assert await manager.peek("json", "k") == {"a": [1]}
+
+
 async def test_get_raw_returns_the_json_encoding_of_json_values(manager: CacheManager) -> None:
     async def load() -> dict[str, int]:
         return {"a": 1}
