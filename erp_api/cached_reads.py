@@ -145,7 +145,11 @@ class CachedReads:
                 if principal is None or rejection is not None or not principal.role.includes(needed):
                     return None
             assert route.cached is not None
-            response = await route.cached(Request(request_scope, receive))
+            token = bind_principal(principal)  # the reader runs as the endpoint would
+            try:
+                response = await route.cached(Request(request_scope, receive))
+            finally:
+                reset_principal(token)
             if (
                 response is None
                 or response.background is not None

@@ -4,6 +4,7 @@ everything they cannot answer reaches the stack as if they were not there."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from erp_api.http import API_PREFIX
 from erp_api.security.cors import CORS_EXPOSED_HEADERS
+from erp_api.security.principal import current_principal
 from tests.charges.helpers import charge_payload
 from tests.conftest import TEST_ADMIN_KEY
 from tests.security.fixtures import Serve, http, new_key
@@ -47,7 +49,6 @@ class StackCalls:
 @pytest.fixture
 async def served(serve: Serve) -> AsyncIterator[Callable[..., Any]]:
     """``async with served(**settings) as (app, client, calls)``."""
-    from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def run(**overrides: Any) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient, StackCalls]]:
@@ -206,3 +207,26 @@ async def test_cached_reads_are_counted_in_the_metrics_under_their_route(served:
 
     assert calls.gets(path) == 1
     assert after - before == 3
+
+
+async def test_the_reader_runs_as_the_caller(
+    served: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with served() as (app, client, calls):
+        path = await new_charge(client, 1)
+        await client.get(path)  # cached now
+        charges = app.state.resources.charges
+        read_as: list[str] = []
+        cached_document = charges.cached_document
+
+        async def recording(charge_id: int) -> bytes | None:
+            read_as.append(current_principal().name)
+            document: bytes | None = await cached_document(charge_id)
+            return document
+
+        monkeypatch.setattr(charges, "cached_document", recording)
+        async with http(app, await new_key(app, "viewer", name="dashboard")) as viewer:
+            assert (await viewer.get(path)).status_code == 200
+
+    assert read_as == ["dashboard"]
+    assert calls.gets(path) == 1
