@@ -11,8 +11,8 @@ error layers, the four middleware, the router and a request/response round of th
 4. only then is the request counted against the caller's limit (``admission.Quotas``). Refused, it
    is answered 429 as the security middleware answers it; else the answer goes out with the headers
    the stack adds: CORS (``CorsPolicy.mark``), the security headers, the request id and the
-   ``RateLimit-*`` headers (``DefaultHeaders.sending``), and is noted in the request ledger (metrics
-   and access log) under its route.
+   ``RateLimit-*`` headers (``DefaultHeaders``, as ``ResponseHeadersMiddleware`` adds them), and is
+   noted in the request ledger (metrics and access log) under its route.
 
 Anything else is left to the full stack before it is counted, and served there as if this layer
 were not in front: a request with a body, without a valid key or the role, a cache miss, an answer
