@@ -35,7 +35,7 @@ from erp_api.observability.request_id import REQUEST_ID, accept_request_id
 from erp_api.observability.request_id import SCOPE_KEY as REQUEST_ID_KEY
 from erp_api.response_headers import SCOPE_KEY as RESPONSE_HEADERS_KEY
 from erp_api.response_headers import DefaultHeaders, ResponseHeaders
-from erp_api.routing import PREMATCHED, RouteIndex
+from erp_api.routing import PREMATCHED, RouteIndex, route_path
 from erp_api.security.access import Endpoint
 from erp_api.security.admission import Quotas, authenticate, security_services
 from erp_api.security.principal import AUTH_DISABLED, Principal, bind_principal, reset_principal
@@ -87,12 +87,10 @@ class CachedReads:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        root_path: str = scope.get("root_path", "")
-        path: str = scope["path"]
-        route_path = path[len(root_path) :] if root_path and path.startswith(root_path) else path
+        path = route_path(scope)
         if self._index is None:  # built on the first request, once every route has been added
             self._index = RouteIndex(scope["app"].routes)
-        found = self._index.find(scope, route_path)
+        found = self._index.find(scope, path)
         route = found.route
         if (
             isinstance(route, Endpoint)
@@ -100,7 +98,7 @@ class CachedReads:
             and found.entered is not None
             and found.enters(scope)
             and not route.access.ticket_auth
-            and route_path not in self._unlimited
+            and path not in self._unlimited
             and await self._answer(route, found.entered, scope, receive, send)
         ):
             return

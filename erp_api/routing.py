@@ -64,6 +64,13 @@ class Found(NamedTuple):
 NOT_FOUND: Final = Found(None)
 
 
+def route_path(scope: Scope) -> str:
+    """The request's path below its root path: what the routes match."""
+    root_path: str = scope.get("root_path", "")
+    path: str = scope["path"]
+    return path[len(root_path) :] if root_path and path.startswith(root_path) else path
+
+
 def walk_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Route]]:
     """Every ``Route`` with its full template (mount prefixes included), in routing order."""
     for route in routes:

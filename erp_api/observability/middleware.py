@@ -23,24 +23,19 @@ REQUEST_ID_RAW = b"x-request-id"
 
 
 class ObservabilityMiddleware:
-    """Tags every HTTP request with an id, and measures and logs all but ``excluded_paths``.
+    """Tags every HTTP request with an id, and measures and logs all but ``excluded_paths`` in
+    ``ledger``.
 
     The id (the client's ``X-Request-ID`` if well formed, else a new one) is bound for log lines,
     left in the scope under ``request_id.SCOPE_KEY`` and returned as ``X-Request-ID``.
     ``excluded_paths`` (scrapes and probes) get an id but are neither counted nor logged.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        excluded_paths: Collection[str] = (),
-        access_log: bool = True,
-        ledger: RequestLedger | None = None,
-    ) -> None:
+    def __init__(self, app: ASGIApp, ledger: RequestLedger, excluded_paths: Collection[str] = ()) -> None:
         self.app = app
         self._excluded = frozenset(excluded_paths)
         # One per process, shared with ``cached_reads`` (its in-flight gauge counts both).
-        self._ledger = RequestLedger(access_log=access_log) if ledger is None else ledger
+        self._ledger = ledger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -81,7 +81,6 @@ class CorsMiddleware:
     def __init__(self, app: ASGIApp, *, allow_origins: Iterable[str]) -> None:
         self.app = app
         self._policy = CorsPolicy(allow_origins)
-        self._origins = self._policy.origins
         self._headers = frozenset(
             name.lower() for name in (*CORS_REQUEST_HEADERS, *SAFELISTED_REQUEST_HEADERS)
         )
@@ -115,7 +114,7 @@ class CorsMiddleware:
         method = request["access-control-request-method"].strip()
         asked = [name.strip() for name in request.get("access-control-request-headers", "").split(",")]
         refused_headers = [name for name in asked if name and name.lower() not in self._headers]
-        if origin.lower() not in self._origins:
+        if origin.lower() not in self._policy.origins:
             detail = (
                 f"the origin {origin} may not call this API from a browser (not in ERP_CORS_ALLOW_ORIGINS)"
             )

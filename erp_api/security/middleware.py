@@ -35,7 +35,7 @@ from erp_api.errors import (
     send_error,
 )
 from erp_api.response_headers import response_headers
-from erp_api.routing import PREMATCHED, RouteIndex
+from erp_api.routing import PREMATCHED, RouteIndex, route_path
 from erp_api.security.access import Access, access_of
 from erp_api.security.admission import CHALLENGE, Quotas, authenticate, security_services
 from erp_api.security.body_limit import INVALID, BodyLimits, counting_receive, declared_length
@@ -66,10 +66,7 @@ class SecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        root_path: str = scope.get("root_path", "")
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :]
+        path = route_path(scope)
         method: str = scope["method"]
         # Found already by ``cached_reads`` for a GET it left to the stack.
         found = scope.get(PREMATCHED) or self._route_index(scope).find(scope, path)
@@ -124,7 +121,12 @@ class SecurityMiddleware:
         if route is None:
             # A 404 or a 405. The router's 405 names only the methods of the first route that matched
             # the path in its Allow (each method is a route of its own): name them all.
-            request = {"type": "http", "method": method, "path": scope["path"], "root_path": root_path}
+            request = {
+                "type": "http",
+                "method": method,
+                "path": scope["path"],
+                "root_path": scope.get("root_path", ""),
+            }
             send = _with_allow(send, self._route_index(scope), request)
         response_headers(scope).added.extend(extra_headers)
         scope[PREMATCHED] = found  # the router goes there without matching again
