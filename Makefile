@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 LOCK   := requirements.lock
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist, tests handed out as workers free up): most of the suite's time is
+# real servers, workers and browsers waited on, which two processes overlap on two cores.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install install-dev lock run serve migrate seed test lint format bench loadtest scaleout worker beat clean
 
@@ -56,7 +59,7 @@ beat: install
 	$(BIN)/erp-worker beat
 
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .
