@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import numpy as np
+import numpy.typing as npt
 
 from erp_api.quality.spc.chart import (
     D2,
@@ -186,12 +187,11 @@ def sigma_within(
     values: Values | None = None, *, subgroups: Sequence[Values] | None = None
 ) -> tuple[float | None, SigmaWithinMethod | None]:
     """(sigma, method): the pooled SD / c4(d + 1) of ``subgroups`` when d > 0, else MR-bar / d2."""
-    groups, series = _groups_and_series(values, subgroups)
-    degrees = sum(group.size - 1 for group in groups)
+    sizes, series = _groups_and_series(values, subgroups)
+    degrees = int(series.size - sizes.size) if sizes.size else 0
     if degrees > 0:
         with np.errstate(over="ignore", invalid="ignore"):
-            squares = sum(float(np.sum((group - _exact_mean(group)) ** 2)) for group in groups)
-            pooled = math.sqrt(squares / degrees) / c4(degrees + 1)
+            pooled = math.sqrt(_squares_about_group_means(series, sizes) / degrees) / c4(degrees + 1)
         return finite_or_none(pooled), "pooled_sd"
     mr_bar = moving_range_mean(series)
     return (None, None) if mr_bar is None else (mr_bar / D2, "moving_range")
@@ -358,16 +358,36 @@ def capability_report(
 
 def _groups_and_series(
     values: Values | None, subgroups: Sequence[Values] | None
-) -> tuple[list[FloatArray], FloatArray]:
+) -> tuple[npt.NDArray[np.intp], FloatArray]:
+    """(the subgroup sizes, every value in subgroup order); no sizes for ``values``."""
     if (values is None) == (subgroups is None):
         raise ValueError("give either values or subgroups")
     if subgroups is None:
         series = as_series(values if values is not None else [])
-        return [], series
-    groups = [as_series(group) for group in subgroups]
-    if any(group.size == 0 for group in groups):
+        return np.zeros(0, dtype=np.intp), series
+    # One array and one finiteness check for all of them: per subgroup, numpy's call overhead was
+    # most of a summary's time (a charge holds a few points of a parameter).
+    groups = [np.asarray(group, dtype=np.float64) for group in subgroups]
+    if any(group.ndim != 1 for group in groups):
+        raise ValueError("every subgroup must be one-dimensional")
+    sizes = np.fromiter((group.size for group in groups), dtype=np.intp, count=len(groups))
+    if (sizes == 0).any():
         raise ValueError("every subgroup needs at least one value")
-    return groups, np.concatenate(groups) if groups else np.zeros(0)
+    return sizes, as_series(np.concatenate(groups)) if groups else np.zeros(0)
+
+
+def _squares_about_group_means(series: FloatArray, sizes: npt.NDArray[np.intp]) -> float:
+    """The sum of squared deviations of each value from its subgroup's mean (subgroups in order).
+
+    The means take a second, correcting pass (as R's ``mean`` does), and a constant subgroup's mean
+    is its value, so that its deviations are exactly 0, which a float mean can miss by an ulp.
+    """
+    starts = np.cumsum(sizes) - sizes
+    means = np.add.reduceat(series, starts) / sizes
+    means += np.add.reduceat(series - np.repeat(means, sizes), starts) / sizes
+    constant = np.minimum.reduceat(series, starts) == np.maximum.reduceat(series, starts)
+    means[constant] = series[starts[constant]]
+    return float(np.sum((series - np.repeat(means, sizes)) ** 2))
 
 
 def _gap(low: float | None, high: float | None) -> float | None:
@@ -376,11 +396,6 @@ def _gap(low: float | None, high: float | None) -> float | None:
 
 def _ordered(raised: set[CapabilityWarning]) -> list[CapabilityWarning]:
     return [warning for warning in WARNINGS if warning in raised]
-
-
-def _exact_mean(group: FloatArray) -> float:
-    # A constant subgroup's deviations must be exactly 0, which a float mean can miss by an ulp.
-    return float(group[0]) if group.min() == group.max() else float(np.mean(group))
 
 
 def _interval(lower: float, upper: float) -> Interval | None:

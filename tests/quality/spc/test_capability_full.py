@@ -82,6 +82,41 @@ def test_pooled_sigma_within_matches_the_hand_computation() -> None:
     assert sigma == pytest.approx(math.sqrt(10 / 2) / c4(3), rel=1e-12)
 
 
+def test_constant_subgroups_pool_to_exactly_zero() -> None:
+    # A float mean of [0.1, 0.1, 0.1] is 0.10000000000000002: the deviations must still be exactly 0.
+    assert sigma_within(subgroups=[[0.1] * 3, [0.7] * 5, [1e6 + 0.3] * 7]) == (0.0, "pooled_sd")
+
+
+@st.composite
+def subgroup_sets(draw: st.DrawFn) -> list[list[float]]:
+    """Subgroups of a few points about one level, far from 0 or not (a mean off by an ulp shows)."""
+    level = draw(st.sampled_from([0.0, 1.0, 1e3, 1e6]))
+    spread = draw(st.sampled_from([1e-3, 1.0, 100.0]))
+    point = st.floats(min_value=-1, max_value=1).map(lambda v: level + round(v, 3) * spread)
+    group = st.one_of(st.lists(point, min_size=1, max_size=8), point.map(lambda v: [v] * 3))
+    return draw(st.lists(group, min_size=1, max_size=40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(subgroup_sets())
+def test_pooled_sigma_within_matches_a_plain_loop(groups: list[list[float]]) -> None:
+    """The pooled SD (one pass over all subgroups) against a loop over each subgroup with exact
+    means (math.fsum), as in Montgomery 6.3's s-bar / pooled estimates: sqrt(sum of squares / d) / c4."""
+    sigma, method = sigma_within(subgroups=groups)
+    degrees = sum(len(group) - 1 for group in groups)
+    if degrees == 0:  # subgroups of one: the moving range, which needs two points
+        assert method == ("moving_range" if len(groups) > 1 else None)
+        return
+    squares = 0.0
+    for group in groups:
+        # A constant subgroup deviates by exactly 0 (fsum / n can miss its value by an ulp).
+        centre = group[0] if min(group) == max(group) else math.fsum(group) / len(group)
+        squares += math.fsum((v - centre) ** 2 for v in group)
+    expected = math.sqrt(squares / degrees) / c4_reference(degrees + 1)
+    assert method == "pooled_sd"
+    assert sigma == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
 def test_subgroups_of_one_fall_back_to_the_moving_range() -> None:
     sigma, method = sigma_within(subgroups=[[v] for v in SERIES])
     assert method == "moving_range"
