@@ -61,6 +61,21 @@ class SpecRepository:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def get_many(self, series: Collection[tuple[str, str]]) -> dict[tuple[str, str], QualitySpec]:
+        """The specs of the (product, parameter) ``series`` that have one, in one query."""
+        if not series:
+            return {}
+        stmt = select(QualitySpec).where(
+            QualitySpec.product_sku.in_(sorted({sku for sku, _ in series})),
+            QualitySpec.parameter.in_(sorted({parameter for _, parameter in series})),
+        )
+        wanted = set(series)
+        return {
+            key: spec
+            for spec in await self.session.scalars(stmt)
+            if (key := (spec.product_sku, spec.parameter)) in wanted
+        }
+
     async def add(self, spec: QualitySpec) -> QualitySpec:
         self.session.add(spec)
         await self.session.flush()

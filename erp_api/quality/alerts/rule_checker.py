@@ -176,15 +176,15 @@ class RuleChecker:
         commits: dict[tuple[str, str], list[SeriesCommit]] = defaultdict(list)
         for check in claimed:
             commits[check.commit.series].append(check.commit)
-        specs: dict[tuple[str, str], QualitySpec] = {}
-        limits: dict[tuple[str, str], ControlLimits] = {}
+        # The specs and limits of every series in one query each: this transaction holds the outbox
+        # rows it claimed (on SQLite, the database's one write lock) until it commits.
+        specs = await SpecRepository(session).get_many(commits.keys())
+        limits = await ControlLimitsRepository(session).current_many(specs.keys())
         hits: dict[tuple[str, int], tuple[tuple[str, str], RuleHit]] = {}
         for series in sorted(commits):
-            spec = await SpecRepository(session).get(*series)
-            current = await ControlLimitsRepository(session).current(*series) if spec else None
+            spec, current = specs.get(series), limits.get(series)
             if spec is None or current is None:
                 continue
-            specs[series], limits[series] = spec, current
             for hit in await _series_hits(
                 MeasurementRepository(session), series, commits[series], spec, current
             ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,26 @@ class ControlLimitsRepository:
             .limit(1)
         )
         return (await self.session.scalars(stmt)).first()
+
+    async def current_many(self, series: Collection[tuple[str, str]]) -> dict[tuple[str, str], ControlLimits]:
+        """The limits in force per (product, parameter) of ``series`` that has any, in one query."""
+        if not series:
+            return {}
+        latest = (
+            select(func.max(ControlLimits.id))
+            .where(
+                ControlLimits.product_sku.in_(sorted({sku for sku, _ in series})),
+                ControlLimits.parameter.in_(sorted({parameter for _, parameter in series})),
+            )
+            .group_by(ControlLimits.product_sku, ControlLimits.parameter)
+        )
+        stmt = select(ControlLimits).where(ControlLimits.id.in_(latest.scalar_subquery()))
+        wanted = set(series)
+        return {
+            key: row
+            for row in await self.session.scalars(stmt)
+            if (key := (row.product_sku, row.parameter)) in wanted
+        }
 
     async def current_of_product(self, product_sku: str) -> dict[str, ControlLimits]:
         """The limits in force per parameter of one product, in one query."""

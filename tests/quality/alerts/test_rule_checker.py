@@ -247,6 +247,41 @@ async def test_in_control_data_opens_no_alert(
     assert await outbox(sessions) == []
 
 
+async def test_one_check_reads_the_specs_and_limits_of_all_its_series_at_once(
+    sessions: async_sessionmaker[AsyncSession],
+    charge_id: int,
+    writer: MeasurementWriter,
+    checker: RuleChecker,
+) -> None:
+    # The check holds the outbox rows it claimed (on SQLite the one write lock) until it commits: a
+    # query per series would hold it a round trip per series longer.
+    watched = ["diameter", "weight", "length", "width"]
+    for parameter in watched:
+        await watch(sessions, parameter)
+    await watch(sessions, "height", limits=False)
+    for parameter in [*watched, "height"]:
+        await post_batch(writer, charge_id, [*quiet(20), BEYOND_3_SIGMA], parameter=parameter)
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        outcome = await checker.check(100)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert len(outcome.claimed) == 5
+    alerts = await stored_alerts(sessions)
+    assert sorted({(alert.parameter, alert.rule) for alert in alerts}) == [(p, "N1") for p in sorted(watched)]
+    reads = {
+        table: sum(1 for s in statements if s.startswith("SELECT") and f"FROM {table}" in s.split("WHERE")[0])
+        for table in ("quality_specs", "control_limits")
+    }
+    assert reads == {"quality_specs": 1, "control_limits": 1}, statements
+
+
 async def test_a_series_without_limits_records_nothing_and_leaves_no_check_behind(
     sessions: async_sessionmaker[AsyncSession],
     charge_id: int,
