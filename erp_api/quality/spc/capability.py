@@ -187,7 +187,13 @@ def sigma_within(
     values: Values | None = None, *, subgroups: Sequence[Values] | None = None
 ) -> tuple[float | None, SigmaWithinMethod | None]:
     """(sigma, method): the pooled SD / c4(d + 1) of ``subgroups`` when d > 0, else MR-bar / d2."""
-    sizes, series = _groups_and_series(values, subgroups)
+    return _sigma_within(*_groups_and_series(values, subgroups))
+
+
+def _sigma_within(
+    sizes: npt.NDArray[np.intp], series: FloatArray
+) -> tuple[float | None, SigmaWithinMethod | None]:
+    """``sigma_within`` of the split ``_groups_and_series`` gives."""
     degrees = int(series.size - sizes.size) if sizes.size else 0
     if degrees > 0:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -286,7 +292,7 @@ def capability_report(
     _check_spec_limits(lsl, usl)
     if target is not None and not math.isfinite(target):
         raise ValueError("target must be finite")
-    _, series = _groups_and_series(values, subgroups)
+    sizes, series = _groups_and_series(values, subgroups)
     n = int(series.size)
     raised: set[CapabilityWarning] = set()
     if n < 2:
@@ -314,7 +320,7 @@ def capability_report(
             sigma_overall=None,
             warnings=_ordered(raised),
         )
-    within, method = sigma_within(values, subgroups=subgroups)
+    within, method = _sigma_within(sizes, series)
     overall = sigma_overall(series)
     if within == 0 or overall == 0:
         raised.add("zero_sigma")
