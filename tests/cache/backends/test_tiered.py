@@ -17,6 +17,7 @@ import pytest
 
 from cache import CacheManager, RedisBackend, TieredBackend, build_backend
 from cache.backends.base import BackendUnavailable, Hit, Miss
+from cache.backends.invalidations import holds_messages
 from cache.backends.redis import VersionedRead
 from cache.serializers import RAW
 from tests.cache.conftest import eventually
@@ -195,6 +196,51 @@ async def test_a_request_arriving_with_an_invalidation_message_is_not_served_the
             theirs.close()
     finally:
         await reader.close()
+
+
+async def test_a_heartbeat_answer_waiting_to_be_handled_does_not_turn_a_read_away_from_the_l1(
+    managers: Callable[..., CacheManager],
+) -> None:
+    """The loop has read a heartbeat's answer (PONG) and the subscriber has not handled it yet: it
+    carries no invalidation, so a read in that moment is still served from the L1. Two busy workers
+    had a quarter of their reads sent to Redis that way (an answer every window / 4, waiting a turn).
+
+    Reproduced exactly: this task polls at every turn of the loop, so it runs in the turn after the
+    loop read the answer and before the subscriber's task, which that read woke."""
+    db = Database()
+    manager = managers()
+    backend = backend_of(manager)
+    assert await read_through_l1(manager, db) == b"old"
+    arrived = backend.channel._arrived
+    assert arrived is not None
+    deadline = time.monotonic() + 5
+    while not arrived:  # an answer arrives every window / 4
+        assert time.monotonic() < deadline, "no heartbeat answer arrived"
+        await asyncio.sleep(0)
+    assert arrived.startswith(b"*2\r\n$4\r\npong\r\n")  # nothing but a heartbeat's answer waits
+    hits, bypassed = backend.l1_hits, backend.l1_bypassed
+
+    assert await read(manager, db) == b"old"
+
+    assert (backend.l1_hits, backend.l1_bypassed) == (hits + 1, bypassed)
+
+
+@pytest.mark.parametrize(
+    ("arrived", "holds"),
+    [
+        (b"", False),
+        (b"*2\r\n$4\r\npong\r\n$12\r\n12345.678901\r\n", False),
+        (b"*2\r\n$4\r\npong\r\n$3\r\n1.5\r\n*2\r\n$4\r\npong\r\n$3\r\n2.5\r\n", False),
+        # A message, alone or after an answer, whole or in part; a partial answer could be anything yet.
+        (b"*3\r\n$7\r\nmessage\r\n$5\r\nc:inv\r\n$4\r\no\nk1\r\n", True),
+        (b"*2\r\n$4\r\npong\r\n$3\r\n1.5\r\n*3\r\n$7\r\nmess", True),
+        (b"*2\r\n$4\r\npong\r\n$3\r\n1.", True),
+        (b"*", True),
+    ],
+)
+def test_only_complete_heartbeat_answers_count_as_holding_no_message(arrived: bytes, holds: bool) -> None:
+    # The bytes as Redis sends them to a RESP2 subscriber (PING with an argument while subscribed).
+    assert holds_messages(arrived) is holds
 
 
 async def test_a_copy_read_before_an_invalidation_is_not_kept_when_the_message_lands_first(
