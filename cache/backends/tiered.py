@@ -9,9 +9,10 @@ pub/sub (``cache.backends.invalidations``). The guarantees, on top of those of t
     invalidation completing (measured: well under it; the window is the bound, not the typical lag).
     Once Redis has sent the message to a process, that process serves nothing from its L1 until it
     has applied it: a read finding channel bytes arrived and not handled yet skips the L1, unless
-    they are only answers to heartbeats (``InvalidationChannel.unhandled``). So a read that reaches another process after the write's
-    answer is not stale as long as Redis delivered the message before it: only a Redis stalled
-    between answering the writer and writing to subscribers leaves the window alone to bound it.
+    they are only answers to heartbeats (``InvalidationChannel.unhandled``). So a read that reaches
+    another process after the write's answer is not stale as long as Redis delivered the message
+    before it: only a Redis stalled between answering the writer and writing to subscribers leaves
+    the window alone to bound it.
 (c) If the channel is down or lagging (no heartbeat answered within the window), the L1 is bypassed
     and reads go to Redis, where every read is version-checked as usual.
 (d) A fill cannot resurrect old data: L1 entries carry *local* versions, captured before the L2 read
