@@ -115,7 +115,7 @@ class InvalidationChannel:
         serving from its client-side cache, less the heartbeats' answers. Without a subscription,
         False (``fresh_until`` tells then)."""
         arrived = self._arrived
-        return arrived is not None and holds_messages(arrived)
+        return arrived is not None and len(arrived) > 0 and holds_messages(arrived)
 
     def start(self, channel: str) -> None:
         """Subscribe to ``channel`` in the background (once)."""

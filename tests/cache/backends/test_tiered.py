@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -40,9 +40,9 @@ class Database:
         return self.value
 
 
-def tiered(url: str, *, channel_url: str | None = None) -> TieredBackend:
+def tiered(url: str, *, channel_url: str | None = None, window: float = WINDOW) -> TieredBackend:
     l2 = RedisBackend(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-    return TieredBackend(l2, max_entries=100, coherence_window=WINDOW, channel_url=channel_url)
+    return TieredBackend(l2, max_entries=100, coherence_window=window, channel_url=channel_url)
 
 
 def backend_of(manager: CacheManager) -> TieredBackend:
@@ -71,7 +71,7 @@ async def read_through_l1(manager: CacheManager, db: Database) -> bytes:
 async def managers(redis_url: str, prefix: str) -> AsyncIterator[Callable[..., CacheManager]]:
     made: list[CacheManager] = []
 
-    def make(url: str = redis_url, **kwargs: str) -> CacheManager:
+    def make(url: str = redis_url, **kwargs: Any) -> CacheManager:
         manager = CacheManager(tiered(url, **kwargs), prefix=prefix, failure_threshold=100)
         made.append(manager)
         return manager
@@ -199,7 +199,7 @@ async def test_a_request_arriving_with_an_invalidation_message_is_not_served_the
 
 
 async def test_a_heartbeat_answer_waiting_to_be_handled_does_not_turn_a_read_away_from_the_l1(
-    redis_url: str, prefix: str
+    managers: Callable[..., CacheManager],
 ) -> None:
     """The loop has read a heartbeat's answer (PONG) and the subscriber has not handled it yet: it
     carries no invalidation, so a read in that moment is still served from the L1. Two busy workers
@@ -209,27 +209,22 @@ async def test_a_heartbeat_answer_waiting_to_be_handled_does_not_turn_a_read_awa
     loop read the answer and before the subscriber's task, which that read woke. The window is
     400 ms here, so that a busy machine cannot let the channel go stale meanwhile."""
     db = Database()
-    manager = CacheManager(
-        TieredBackend(RedisBackend(redis_url, socket_timeout=0.5), coherence_window=0.4), prefix=prefix
-    )
+    manager = managers(window=0.4)
     backend = backend_of(manager)
-    try:
-        assert await read_through_l1(manager, db) == b"old"
-        arrived = backend.channel._arrived
-        assert arrived is not None
-        deadline = time.monotonic() + 5
-        while not arrived:  # an answer arrives every window / 4
-            assert time.monotonic() < deadline, "no heartbeat answer arrived"
-            await asyncio.sleep(0)
-        assert arrived.startswith(b"*2\r\n$4\r\npong\r\n")  # only a heartbeat's answer waits
-        assert backend.channel.fresh_until > time.monotonic()
-        hits, bypassed = backend.l1_hits, backend.l1_bypassed
+    assert await read_through_l1(manager, db) == b"old"
+    arrived = backend.channel._arrived
+    assert arrived is not None
+    deadline = time.monotonic() + 5
+    while not arrived:  # an answer arrives every window / 4
+        assert time.monotonic() < deadline, "no heartbeat answer arrived"
+        await asyncio.sleep(0)
+    assert arrived.startswith(b"*2\r\n$4\r\npong\r\n")  # only a heartbeat's answer waits
+    assert backend.channel.fresh_until > time.monotonic()
+    hits, bypassed = backend.l1_hits, backend.l1_bypassed
 
-        assert await read(manager, db) == b"old"
+    assert await read(manager, db) == b"old"
 
-        assert (backend.l1_hits, backend.l1_bypassed) == (hits + 1, bypassed)
-    finally:
-        await manager.close()
+    assert (backend.l1_hits, backend.l1_bypassed) == (hits + 1, bypassed)
 
 
 @pytest.mark.parametrize(
