@@ -1,7 +1,8 @@
 """The few distribution functions capability needs, without scipy: normal and chi-square.
 
 - Normal cdf and survival function from ``math.erfc`` (accurate in both tails); the log-cdf switches to
-  the asymptotic series below z = -30, where the cdf underflows.
+  the asymptotic series below z = -30, where the cdf underflows, and takes both tails of a value from
+  one erfc (``log_normal_tails``: Anderson-Darling needs log Phi(z) and log Phi(-z) of every point).
 - Normal quantile: Acklam's rational approximation (relative error < 1.2e-9) refined by one Halley
   step on ``math.erfc``, which brings it to double precision.
 - Regularized incomplete gamma P(a, x) and Q(a, x) = 1 - P: the power series for x < a + 1, the
@@ -44,20 +45,30 @@ def normal_pdf(z: float) -> float:
 
 def log_normal_cdf(z: FloatArray) -> FloatArray:
     """log Phi(z) elementwise; finite for every finite z (the asymptotic series where Phi underflows)."""
-    z = np.asarray(z, dtype=np.float64)
-    result = np.empty_like(z)
-    far = z < -30.0
+    low, high = log_normal_tails(z)
+    return np.where(np.asarray(z, dtype=np.float64) <= 0, low, high)
+
+
+def log_normal_tails(z: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(log Phi(-|z|), log Phi(|z|)) elementwise, from one ``math.erfc`` per value: the lower tail
+    c / 2 with c = erfc(|z| / sqrt 2), accurate however small (the asymptotic series below -30, where
+    it underflows), and the upper log1p(-c / 2), which loses nothing to cancellation. So log Phi(z)
+    and log Phi(-z) of the same z cost one erfc between them, not two."""
+    magnitude = np.abs(np.asarray(z, dtype=np.float64))
+    low = np.empty_like(magnitude)
+    far = magnitude > 30.0
     near = ~far
     # math.erfc over a list of floats: the same values as a ufunc of it, without an object array.
-    arguments = (-z[near] / _SQRT2).tolist()
-    complement = np.fromiter(map(math.erfc, arguments), np.float64, len(arguments))
-    result[near] = np.log(0.5 * complement)
-    tail = z[far]
+    arguments = (magnitude[near] / _SQRT2).tolist()
+    complement = np.zeros_like(magnitude)
+    complement[near] = np.fromiter(map(math.erfc, arguments), np.float64, len(arguments))
+    low[near] = np.log(0.5 * complement[near])
+    tail = -magnitude[far]
     # log Phi(z) = log phi(z) - log(-z) + log(1 - 1/z^2 + 3/z^4 - 15/z^6) for z -> -infinity.
     inverse_square = 1.0 / (tail * tail)
     series = 1.0 - inverse_square * (1.0 - inverse_square * (3.0 - 15.0 * inverse_square))
-    result[far] = -0.5 * tail * tail - _LOG_SQRT_2PI - np.log(-tail) + np.log(series)
-    return result
+    low[far] = -0.5 * tail * tail - _LOG_SQRT_2PI - np.log(-tail) + np.log(series)
+    return low, np.log1p(-0.5 * complement)
 
 
 _A: tuple[float, ...] = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02)

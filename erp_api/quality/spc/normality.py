@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from erp_api.quality.spc.chart import Values, as_series
-from erp_api.quality.spc.distributions import log_normal_cdf
+from erp_api.quality.spc.distributions import log_normal_tails
 
 MIN_POINTS = 3
 _TURNING_POINT = 5.709 / (2 * 0.0186)
@@ -67,7 +67,12 @@ def anderson_darling(values: Values) -> AndersonDarling | None:
             return None
         z = (series - float(np.mean(series))) / s
     weights = 2.0 * np.arange(1, n + 1) - 1.0
-    terms = log_normal_cdf(z) + log_normal_cdf(-z[::-1])
+    # log Phi(z_i) + log Phi(-z_(n+1-i)): both from the one erfc of each z (log_normal_tails).
+    low, high = log_normal_tails(z)
+    below = z <= 0
+    log_cdf = np.where(below, low, high)
+    log_sf = np.where(below, high, low)
+    terms = log_cdf + log_sf[::-1]
     statistic = float(-n - np.dot(weights, terms) / n)
     adjusted = statistic * (1 + 0.75 / n + 2.25 / (n * n))
     return AndersonDarling(statistic=statistic, adjusted=adjusted, p_value=anderson_darling_p_value(adjusted))

@@ -6,9 +6,10 @@ value) so that SQLite answers from it alone; (charge_id, parameter, measured_at,
 ``CHUNK`` reads go in one statement (SQLite: a series read alone, see ``_chunk_size``). The
 statements are compiled once per shape (``_statement``) and run on the session's own driver
 connection, inside its transaction and snapshot: SQLAlchemy would build a row object per point,
-which costs more than reading it. PostgreSQL hands each read over as one ``bytea``, each point its
-charge and value in binary (``int8send || float8send``, the stored bits) concatenated latest first,
-so one sort serves both columns and no Python object is made per point; SQLite as plain tuples.
+which costs more than reading it. PostgreSQL hands each read over as one array (``ARRAY(subquery)``,
+which keeps the index's order: an ordered aggregate would sort the points again, 2.6 ms of 4.8 for
+5,000), each point its charge and value in binary (``int8send || float8send``, the stored bits),
+joined into one buffer that numpy reads without a Python number per point; SQLite as plain tuples.
 Either way the values stay the stored doubles.
 """
 
@@ -24,7 +25,6 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import ColumnElement, Dialect, Select, bindparam, func, literal_column, select, union_all
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from erp_api.quality.spc.chart import FloatArray
@@ -97,9 +97,9 @@ async def read_samples(
         params = [bound[name] for name in names]
         if dialect.name == "postgresql":
             for record in await driver.fetch(sql, *params):
-                if record[1] is not None:
+                if record[1]:
                     # Latest first as read: reversed into series order.
-                    points = np.frombuffer(record[1], dtype=_POINT)[::-1]
+                    points = np.frombuffer(b"".join(record[1]), dtype=_POINT)[::-1]
                     found[chunk[record[0]][0]] = Sample(
                         points["charge"].astype(np.int64), points["value"].astype(np.float64)
                     )
@@ -143,7 +143,7 @@ def _statement(
     dialect: Dialect, owner: Owner, reads: int, since: bool, until: bool
 ) -> tuple[str, list[str], dict[str, Any]]:
     """The SQL of ``reads`` sample reads and the names of its parameters in order: per read its
-    index, then its points latest first (PostgreSQL: one row, the points as one ``bytea``; SQLite:
+    index, then its points latest first (PostgreSQL: one row, the points as an array of ``bytea``; SQLite:
     a row per point, its charge and value; a single read on SQLite, plainly its points)."""
     m = RAW.c
     parts: list[Select[*tuple[Any, ...]]] = []
@@ -166,16 +166,14 @@ def _statement(
         if reads == 1 and dialect.name == "sqlite":
             parts.append(newest.with_only_columns(m.charge_id, m.value))
             break
-        latest = newest.subquery("latest")
         read: ColumnElement[int] = literal_column(str(index))
         if dialect.name == "postgresql":
-            # Latest first, the order the index yields them in: a sort that finds them sorted.
-            point = func.int8send(latest.c.charge_id).op("||")(func.float8send(latest.c.value))
-            order = (latest.c.measured_at.desc(), latest.c.id.desc())
-            parts.append(
-                select(read, func.string_agg(point, aggregate_order_by(literal_column("''::bytea"), *order)))
-            )
+            # ARRAY(subquery) keeps the subquery's order (latest first, as the index yields them),
+            # so no aggregate sorts them again.
+            point = func.int8send(m.charge_id).op("||")(func.float8send(m.value))
+            parts.append(select(read, func.array(newest.with_only_columns(point).scalar_subquery())))
         else:
+            latest = newest.subquery("latest")
             parts.append(select(read, latest.c.charge_id, latest.c.value))
     compiled = (parts[0] if len(parts) == 1 else union_all(*parts)).compile(dialect=dialect)
     # Its own parameters (SQLite's OFFSET 0) with their values, ours named, in the driver's order.

@@ -16,6 +16,7 @@ from erp_api.quality.spc.distributions import (
     gamma_p,
     gamma_q,
     log_normal_cdf,
+    log_normal_tails,
     normal_cdf,
     normal_ppf,
     normal_sf,
@@ -118,6 +119,28 @@ def test_log_normal_cdf_matches_the_cdf_and_stays_finite_far_out() -> None:
     assert np.isfinite(far).all()
     assert far[0] == pytest.approx(math.log(normal_cdf(-30.0001)), rel=1e-9)
     assert far[1] == pytest.approx(math.log(normal_cdf(-29.9999)), rel=1e-9)
+
+
+def test_log_normal_tails_give_both_tails_of_each_value_with_their_relative_accuracy() -> None:
+    z = np.array([-10.0, -2.0, 0.0, 3.0, 10.0])
+    low, high = log_normal_tails(z)
+    assert low == pytest.approx([math.log(normal_sf(abs(v))) for v in z], rel=1e-12)
+    # log Phi(10) = log(1 - 7.6e-24): log1p keeps it, a log of the rounded cdf would give 0.
+    assert high == pytest.approx([math.log1p(-normal_sf(abs(v))) for v in z], rel=1e-12)
+    assert high[-1] == pytest.approx(-7.619853024160527e-24, rel=1e-12)
+    far_low, far_high = log_normal_tails(np.array([-1000.0, 1e150]))
+    assert np.isfinite(far_low).all() and (far_high == 0.0).all()
+
+
+@given(st.floats(min_value=-29.0, max_value=29.0))
+@settings(max_examples=200, deadline=None)
+def test_log_normal_tails_are_the_log_cdf_at_minus_and_plus_the_magnitude(z: float) -> None:
+    low, high = log_normal_tails(np.array([z]))
+    assert low[0] == pytest.approx(math.log(normal_cdf(-abs(z))), rel=1e-12)
+    # Near 1 the rounded cdf has lost the digits log Phi needs; 1 - sf keeps them.
+    assert high[0] == pytest.approx(math.log1p(-normal_sf(abs(z))), rel=1e-12, abs=1e-300)
+    assert high[0] == pytest.approx(math.log(normal_cdf(abs(z))), abs=1e-15)
+    assert log_normal_cdf(np.array([z]))[0] == (low[0] if z <= 0 else high[0])
 
 
 @pytest.mark.parametrize("p", [0.0, 1.0, -0.1, math.nan])
