@@ -125,6 +125,22 @@ async def test_charges_of_one_point_fall_back_to_the_moving_range_in_time_order(
     assert_report(row, capability_report(subgroups=[[x] for x in data], lsl=24.9, usl=25.1))
 
 
+async def test_the_sample_is_in_time_order_whatever_order_the_points_arrived_in(
+    client: httpx.AsyncClient,
+) -> None:
+    # Posted out of time order (neither forwards nor backwards, which give the same moving ranges):
+    # they are taken in measured_at order, not in the order the points arrived in.
+    await put_spec(client, "PUMP-A", "diameter_mm", lsl=24.9, usl=25.1)
+    data = values(9, 8)
+    charges = [await new_charge(client, index + 1) for index in range(len(data))]
+    for index in (3, 0, 5, 1, 7, 2, 6, 4):
+        await post_series(client, charges[index], "diameter_mm", [data[index]], start=index)
+    (row,) = await summary(client)
+    moving = statistics.mean(abs(b - a) for a, b in itertools.pairwise(data))
+    assert row["sigma_within_method"] == "moving_range"
+    assert row["sigma_within"] == pytest.approx(moving / 1.128, rel=1e-9)
+
+
 async def test_group_by_charge_gives_each_charge_its_own_study(client: httpx.AsyncClient) -> None:
     await put_spec(client, "PUMP-A", "diameter_mm", lsl=24.95, usl=25.06, target=25.0)
     first, second = values(5, 35), values(6, 12)
