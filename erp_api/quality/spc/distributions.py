@@ -1,8 +1,8 @@
 """The few distribution functions capability needs, without scipy: normal and chi-square.
 
-- Normal cdf and survival function from ``math.erfc`` (accurate in both tails); the log-cdf switches to
-  the asymptotic series below z = -30, where the cdf underflows, and takes both tails of a value from
-  one erfc (``log_normal_tails``: Anderson-Darling needs log Phi(z) and log Phi(-z) of every point).
+- Normal cdf and survival function from ``math.erfc`` (accurate in both tails); the log of both tails
+  of a value from one erfc (``log_normal_tails``: Anderson-Darling needs log Phi(z) and log Phi(-z) of
+  every point), with the asymptotic series below z = -30, where the lower tail underflows.
 - Normal quantile: Acklam's rational approximation (relative error < 1.2e-9) refined by one Halley
   step on ``math.erfc``, which brings it to double precision.
 - Regularized incomplete gamma P(a, x) and Q(a, x) = 1 - P: the power series for x < a + 1, the
@@ -41,12 +41,6 @@ def normal_sf(z: float) -> float:
 def normal_pdf(z: float) -> float:
     """phi(z), the standard normal density."""
     return math.exp(-0.5 * z * z - _LOG_SQRT_2PI)
-
-
-def log_normal_cdf(z: FloatArray) -> FloatArray:
-    """log Phi(z) elementwise; finite for every finite z (the asymptotic series where Phi underflows)."""
-    low, high = log_normal_tails(z)
-    return np.where(np.asarray(z, dtype=np.float64) <= 0, low, high)
 
 
 def log_normal_tails(z: FloatArray) -> tuple[FloatArray, FloatArray]:
