@@ -195,6 +195,10 @@ class CacheManager:
         """Counters per namespace (see ``cache.stats.NamespaceStats``)."""
         return self._namespaces.stats()
 
+    def backend_stats(self) -> dict[str, int]:
+        """The backend's own counters, this process's (``CacheBackend.stats``; empty for most)."""
+        return self._backend.stats()
+
     @property
     def serving_from_cache(self) -> bool:
         """False while the backend is disabled, unavailable, or awaiting an epoch bump."""

@@ -94,6 +94,10 @@ class CacheBackend(ABC):
     async def close(self) -> None:
         """Release connections; the backend is not used afterwards."""
 
+    def stats(self) -> dict[str, int]:
+        """The backend's own counters (a tiered backend's: its L1 and its invalidation channel)."""
+        return {}
+
     def set_eviction_listener(self, listener: EvictionListener | None) -> None:
         """Register a callback for evictions (backends that evict on their own may ignore it)."""
         del listener

@@ -10,7 +10,8 @@ raw user input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
@@ -71,6 +72,21 @@ CACHE_EVICTIONS = Counter(
     "cache_evictions_total",
     "Entries a bounded cache backend dropped to stay within its limits",
     ["namespace"],
+)
+# A tiered cache's own counters (copied from CacheManager.backend_stats by BackendCounters)
+CACHE_L1_READS = Counter(
+    "cache_l1_reads_total",
+    "Reads of a tiered cache by how its per-process L1 took them: hit, miss (read from Redis), or"
+    " bypassed (its invalidation channel not fresh within the coherence window: read from Redis)",
+    ["result"],
+)
+CACHE_CHANNEL_EVENTS = Counter(
+    "cache_invalidation_channel_events_total",
+    "A tiered cache's invalidation channel: subscriptions made, connections lost, messages applied",
+    ["event"],
+)
+CACHE_L1_ENTRIES = Gauge(
+    "cache_l1_entries", "Entries held in the per-process L1 of a tiered cache", multiprocess_mode="livesum"
 )
 
 # Database (recorded by db_metrics.instrument_engine)
@@ -201,6 +217,38 @@ def record_cache_event(namespace: str, event: str) -> None:
         )
         child = _cache_children[(namespace, event)] = metric
     child.inc()
+
+
+class BackendCounters:
+    """Copies a cache backend's own counters (``stats``: a tiered backend's L1 and channel) into the
+    metrics: ``record()`` adds what each counter gained since the last call. Called with each flush of
+    the request ledger (reads happen with requests, so the metrics trail them by a flush window at most)
+    and before every scrape."""
+
+    _COUNTERS: Final = {
+        "l1_hits": CACHE_L1_READS.labels("hit"),
+        "l1_misses": CACHE_L1_READS.labels("miss"),
+        "l1_bypassed": CACHE_L1_READS.labels("bypassed"),
+        "subscriptions": CACHE_CHANNEL_EVENTS.labels("subscription"),
+        "losses": CACHE_CHANNEL_EVENTS.labels("loss"),
+        "messages": CACHE_CHANNEL_EVENTS.labels("message"),
+    }
+
+    def __init__(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        self._stats = stats
+        self._seen: dict[str, int] = {}
+
+    def record(self) -> None:
+        stats = self._stats()
+        if not stats:
+            return
+        for name, counter in self._COUNTERS.items():
+            now, before = stats.get(name, 0), self._seen.get(name, 0)
+            if now != before:
+                counter.inc(now - before if now > before else now)  # lower: counting started again
+                self._seen[name] = now
+        if "l1_entries" in stats:
+            CACHE_L1_ENTRIES.set(stats["l1_entries"])
 
 
 def observe_ingest_batch(size: int, wait_seconds: float | None = None, stored: int | None = None) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.routing import Mount
@@ -68,6 +69,12 @@ class RequestLedger:
         self._counters: dict[tuple[str, str, int], Counter] = {}
         self._histograms: dict[tuple[str, str], Histogram] = {}
         self._gauges: dict[str, Gauge] = {}
+        self._after_flush: list[Callable[[], None]] = []
+
+    def also_on_flush(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` at the end of every flush (metrics that change with requests, such as the
+        cache backend's own counters, kept as current as the request metrics)."""
+        self._after_flush.append(hook)
 
     def started(self, method: str) -> None:
         # Nothing to flush yet: the flush before each scrape reports requests still in flight.
@@ -136,6 +143,8 @@ class RequestLedger:
                 self._reported[method] = in_flight
         if lines:
             write_log_lines(lines)
+        for hook in self._after_flush:
+            hook()
 
     def _template(self, route: object, root_path: str, outer_root_path: str, status: int) -> str:
         if route is None or (isinstance(route, Mount) and status == 404):

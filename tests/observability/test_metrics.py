@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 
 from erp_api.observability import metrics
+from tests import services
 from tests.charges.helpers import create
+from tests.observability.conftest import ClientFactory, scrape, value
 
 
 def sample(name: str, **labels: str) -> float:
@@ -76,3 +80,50 @@ def test_queue_and_worker_gauges_hold_the_last_sample() -> None:
     assert sample("celery_queue_length", queue="analysis") == 3
     assert sample("celery_workers") == 2
     assert sample("celery_task_queue_wait_seconds_bucket", task="tasks.test", le="0.01") >= 1
+
+
+def test_a_backends_own_counters_are_added_as_they_grow() -> None:
+    stats = {"l1_hits": 5, "l1_misses": 1, "l1_bypassed": 0, "l1_entries": 3, "subscriptions": 1}
+    counters = metrics.BackendCounters(lambda: stats)
+    hits, subscriptions = (
+        sample("cache_l1_reads_total", result="hit"),
+        sample("cache_invalidation_channel_events_total", event="subscription"),
+    )
+    counters.record()
+    stats.update(l1_hits=9, l1_entries=4)
+    counters.record()
+    counters.record()  # nothing new: nothing added
+    assert sample("cache_l1_reads_total", result="hit") - hits == 9
+    assert sample("cache_invalidation_channel_events_total", event="subscription") - subscriptions == 1
+    assert sample("cache_l1_entries") == 4
+    stats.update(l1_hits=2)  # counting started again (a new backend): its count is all new
+    counters.record()
+    assert sample("cache_l1_reads_total", result="hit") - hits == 11
+
+
+def test_a_backend_without_counters_adds_nothing() -> None:
+    before = sample("cache_l1_reads_total", result="hit")
+    metrics.BackendCounters(dict).record()
+    assert sample("cache_l1_reads_total", result="hit") == before
+
+
+@pytest.mark.redis
+async def test_the_l1_reads_of_a_tiered_cache_reach_the_metrics(build_client: ClientFactory) -> None:
+    # Operators tune ERP_CACHE_COHERENCE_WINDOW_MS by the share of reads the L1 turns away.
+    with services.own_redis_prefix("erp_l1_metrics", separator="") as (redis_url, prefix):
+        async with build_client(cache_backend="redis", redis_url=redis_url, cache_prefix=prefix) as client:
+            charge = await create(client, 1)
+            before = await scrape(client)
+            hits = 0.0
+            for _ in range(200):  # until the channel is up and the L1 holds the charge
+                await client.get(f"/api/v1/charges/{charge['id']}")
+                samples = await scrape(client)
+                hits = value(samples, "cache_l1_reads_total", result="hit") - value(
+                    before, "cache_l1_reads_total", result="hit"
+                )
+                if hits >= 2:
+                    break
+                await asyncio.sleep(0.01)
+    assert hits >= 2
+    assert value(samples, "cache_invalidation_channel_events_total", event="subscription") >= 1
+    assert value(samples, "cache_l1_entries") >= 1
