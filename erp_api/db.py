@@ -36,6 +36,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 
 from erp_api.settings import Settings
+from erp_api.sqlite_writers import SqliteWriters
 
 # Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -79,6 +80,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
         _configure_sqlite(engine, busy_timeout_ms=int(settings.db_connect_timeout_seconds * 1000))
+        SqliteWriters(wait_seconds=settings.db_connect_timeout_seconds).install(engine)
     return engine
 
 
