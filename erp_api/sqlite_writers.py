@@ -6,7 +6,7 @@ is refused, and its driver retries in sleeps of 1, 2, 5, 10, ... up to 100 ms ea
 is free or ``busy_timeout`` has passed. Under load that polling is what the writes wait for: in the
 load test's spike on one worker (single and batched measurements, the rule check after each of their
 commits, transitions and specs writing side by side) the process slept in 100 ms steps 350 times in
-20 s, and a measurement's POST took 320-340 ms at p95 (140-170 ms with the turns below).
+20 s; a batch of measurements took 0.6-1.3 s at p99 (0.2-0.5 s with the turns below).
 
 ``SqliteWriters`` gives the process's writers the lock in the order they ask for it, with no sleep:
 before a transaction's first write statement (``INSERT``, ``UPDATE``, ``DELETE``, ``REPLACE``) its
