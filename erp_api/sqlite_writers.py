@@ -104,6 +104,11 @@ def _database_locked() -> sqlite3.OperationalError:
 
 def _writes(statement: str, context: DefaultExecutionContext | None) -> bool:
     """Whether ``statement`` writes (a DML construct, or SQL text starting as one)."""
-    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
-        return True
+    if (
+        context is not None
+        and context.compiled is not None
+        and not getattr(context.compiled, "isplaintext", False)
+    ):
+        # A construct: its DML flags tell, and a SELECT (most statements) costs no string work.
+        return bool(context.isinsert or context.isupdate or context.isdelete)
     return statement.lstrip()[:7].upper().startswith(_WRITES)
