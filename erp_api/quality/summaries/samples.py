@@ -9,8 +9,17 @@ connection, inside its transaction and snapshot: SQLAlchemy would build a row ob
 which costs more than reading it. PostgreSQL hands each read over as one array (``ARRAY(subquery)``,
 which keeps the index's order: an ordered aggregate would sort the points again, 2.6 ms of 4.8 for
 5,000), each point its charge and value in binary (``int8send || float8send``, the stored bits),
-joined into one buffer that numpy reads without a Python number per point; SQLite as plain tuples.
-Either way the values stay the stored doubles.
+joined into one buffer that numpy reads without a Python number per point.
+
+SQLite hands each read over as one row too: its charges and its values each joined into one text
+(``group_concat``), a value written with 21 significant digits (``printf('%!.20e')``), more than
+the 17 that name a double, so that parsing gives back the stored bits (SQLite's shorter ``quote``
+does not always: 4 of 300,000 random doubles came back one ulp off). A row per point would cost
+more than its reading: the driver reads rows in its own thread and takes the GIL back for each, and
+while the event loop's thread is busy every such turn waits up to the interpreter's switch interval
+(5 ms). 2,000 points a row each took 1.9 ms with the loop idle, 21 ms with it 90 % busy and 270 ms
+fully busy; as one row, 3 to 6 ms (the load test's spike: a series read took 12 ms on average, up
+to 218). Either way the values stay the stored doubles.
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -32,6 +40,8 @@ from erp_api.quality.summaries.rollup_sql import RAW
 
 # Sample reads per statement (SQLite allows 500 terms in a compound SELECT).
 CHUNK = 100
+# A value as SQLite writes it for a sample: 21 significant digits (the "!" lifts printf's cap of 16).
+_EXACT_DOUBLE = "%!.20e"
 # A point as PostgreSQL sends it: int8send(charge_id) || float8send(value), both big-endian.
 _POINT = np.dtype([("charge", ">i8"), ("value", ">f8")])
 Range = tuple[datetime | None, datetime | None]
@@ -104,29 +114,19 @@ async def read_samples(
                         points["charge"].astype(np.int64), points["value"].astype(np.float64)
                     )
             continue
-        rows = await driver.execute_fetchall(sql, params)
-        if len(chunk) == 1:
-            # One read: its charge and value per point, latest first.
-            if rows:
-                charges = np.fromiter(map(itemgetter(0), rows), np.int64, len(rows))
-                values = np.fromiter(map(itemgetter(1), rows), np.float64, len(rows))
-                found[chunk[0][0]] = Sample(charges[::-1], values[::-1])
-            continue
-        # A column at a time: one pass of C over the tuples each, no record objects.
-        read_of = np.fromiter(map(itemgetter(0), rows), np.int64, len(rows))
-        charges = np.fromiter(map(itemgetter(1), rows), np.int64, len(rows))
-        values = np.fromiter(map(itemgetter(2), rows), np.float64, len(rows))
-        # UNION ALL appends each read's rows as its LIMIT query yields them, latest first (SQLite's
-        # compound of co-routines): grouping them by read keeps that order, sorting again would not pay.
-        order = np.argsort(read_of, kind="stable")
-        charges, values = charges[order], values[order]
-        edges = np.searchsorted(read_of[order], np.arange(len(chunk) + 1))
-        for index, (key, _read) in enumerate(chunk):
-            low, high = int(edges[index]), int(edges[index + 1])
-            if high > low:
-                # Latest first as read: reversed into series order.
-                found[key] = Sample(charges[low:high][::-1], values[low:high][::-1])
+        for index, charges, values in await driver.execute_fetchall(sql, params):
+            if charges is not None:
+                found[chunk[index][0]] = _parsed(charges, values)
     return found
+
+
+def _parsed(charges: str, values: str) -> Sample:
+    """A SQLite read's joined charges and values (latest first, as read) as a sample in series order."""
+    charge_of = np.fromstring(charges, dtype=np.int64, sep=",")
+    value_of = np.fromstring(values, dtype=np.float64, sep=",")
+    if charge_of.size != value_of.size:
+        raise ValueError(f"a sample read {charge_of.size} charges and {value_of.size} values")
+    return Sample(charge_of[::-1], value_of[::-1])
 
 
 def _chunk_size(dialect: Dialect, owner: Owner) -> int:
@@ -142,9 +142,9 @@ def _chunk_size(dialect: Dialect, owner: Owner) -> int:
 def _statement(
     dialect: Dialect, owner: Owner, reads: int, since: bool, until: bool
 ) -> tuple[str, list[str], dict[str, Any]]:
-    """The SQL of ``reads`` sample reads and the names of its parameters in order: per read its
-    index, then its points latest first (PostgreSQL: one row, the points as an array of ``bytea``; SQLite:
-    a row per point, its charge and value; a single read on SQLite, plainly its points)."""
+    """The SQL of ``reads`` sample reads and the names of its parameters in order: a row per read,
+    its index, then its points latest first (PostgreSQL: as an array of ``bytea``; SQLite: its
+    charges and its values, each joined into one text, NULL without points)."""
     m = RAW.c
     parts: list[Select[*tuple[Any, ...]]] = []
     for index in range(reads):
@@ -163,9 +163,6 @@ def _statement(
             .order_by(m.measured_at.desc(), m.id.desc())
             .limit(bindparam(f"limit_{index}"))
         )
-        if reads == 1 and dialect.name == "sqlite":
-            parts.append(newest.with_only_columns(m.charge_id, m.value))
-            break
         read: ColumnElement[int] = literal_column(str(index))
         if dialect.name == "postgresql":
             # ARRAY(subquery) keeps the subquery's order (latest first, as the index yields them),
@@ -173,8 +170,11 @@ def _statement(
             point = func.int8send(m.charge_id).op("||")(func.float8send(m.value))
             parts.append(select(read, func.array(newest.with_only_columns(point).scalar_subquery())))
         else:
+            # An aggregate over a subquery with a LIMIT takes its rows in the subquery's order
+            # (SQLite does not flatten such a subquery into it): latest first, both texts alike.
             latest = newest.subquery("latest")
-            parts.append(select(read, latest.c.charge_id, latest.c.value))
+            value = func.printf(literal_column(f"'{_EXACT_DOUBLE}'"), latest.c.value)
+            parts.append(select(read, func.group_concat(latest.c.charge_id), func.group_concat(value)))
     compiled = (parts[0] if len(parts) == 1 else union_all(*parts)).compile(dialect=dialect)
     # Its own parameters (SQLite's OFFSET 0) with their values, ours named, in the driver's order.
     return compiled.string, list(compiled.positiontup or ()), dict(compiled.params)

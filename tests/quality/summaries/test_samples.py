@@ -102,3 +102,25 @@ async def test_samples_are_the_latest_stored_doubles_in_series_order(
             charges, values = await _expected(session, "charge_id", other, 3, between)
             assert per_charge[other].charges.tolist() == charges
             assert per_charge[other].values.tobytes() == values
+
+
+async def test_any_stored_double_comes_back_bit_for_bit(
+    sessions: async_sessionmaker[AsyncSession], charge_id: int
+) -> None:
+    # SQLite hands a read over as text: every finite double, from random bit patterns (denormals and
+    # the extremes among them), must parse back to the stored bits (its own ``quote`` would not:
+    # one in 75,000 came back one ulp off).
+    bits = np.random.default_rng(20261201).integers(0, 2**64, size=3_000, dtype=np.uint64)
+    doubles = bits.view(np.float64)
+    doubles = doubles[np.isfinite(doubles)]
+    await _store(sessions, [_row(charge_id, float(v), minute=i / 100) for i, v in enumerate(doubles)])
+    async with sessions() as session:
+        await session.execute(select(1))
+        found = await read_samples(
+            session, "product_sku", [("all", SampleRead("PUMP-A", "diameter_mm", 5_000))], (None, None)
+        )
+        charges, values = await _expected(session, "product_sku", "PUMP-A", 5_000, (None, None))
+    assert found["all"].values.tobytes() == values
+    assert found["all"].charges.tolist() == charges
+    # -0.0 aside (SQLite stores it as 0.0), the values are the ones written.
+    assert np.array_equal(found["all"].values, doubles)
