@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 from erp_api.settings import Settings
 from erp_api.sqlite_writers import SqliteWriters
@@ -62,11 +62,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         if settings.sqlite_path is None:
             kwargs["poolclass"] = NullPool
         else:
-            # The pool of the settings, as on PostgreSQL: SQLAlchemy's default for a file (5 + 10
-            # overflow) closes every connection above five when it comes back, and opening one costs
-            # a thread and four PRAGMAs (the load test's spike opened 234). No pre-ping or recycling:
-            # a file does not drop a connection.
+            # The pool of the settings, as on PostgreSQL. SQLAlchemy's default for a file is 5 + 10
+            # overflow closed when they come back (in older 2.0 releases a NullPool: a connection per
+            # session), and opening one costs a thread and four PRAGMAs (the load test's spike opened
+            # 234). No pre-ping or recycling: a file does not drop a connection.
             kwargs.update(
+                poolclass=AsyncAdaptedQueuePool,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
                 pool_timeout=settings.db_pool_timeout_seconds,
