@@ -25,7 +25,7 @@ covers (unfiltered: every series with measurements, 15 in the demo data, so 30,0
 bounded by the number of series, not by history: at the cap a series costs about 1.3 ms on
 PostgreSQL and 1.6 on SQLite (reading the sample 0.7 and 1.0; its study 0.55), plus a few ms a
 summary for its other statements, whatever the history (``benchmarks.capability_summary``; SQLite's
-read is now one joined row per series, as fast unloaded and far faster beside a busy event loop:
+read is now one joined row per series: slower unloaded, far faster beside a busy event loop, see
 ``samples``). Cached, it is one cache read.
 
 Why 2,000 points (issue #14 allows the latest 5,000 at most): they estimate sigma_within to about
