@@ -66,19 +66,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
             # overflow closed when they come back (in older 2.0 releases a NullPool: a connection per
             # session), and opening one costs a thread and four PRAGMAs (the load test's spike opened
             # 234). No pre-ping or recycling: a file does not drop a connection.
-            kwargs.update(
-                poolclass=AsyncAdaptedQueuePool,
-                pool_size=settings.db_pool_size,
-                max_overflow=settings.db_max_overflow,
-                pool_timeout=settings.db_pool_timeout_seconds,
-            )
+            kwargs.update(_pool(settings), poolclass=AsyncAdaptedQueuePool)
     else:
         kwargs.update(
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
+            _pool(settings),
             pool_pre_ping=settings.db_pool_pre_ping,
             pool_recycle=settings.db_pool_recycle_seconds,
-            pool_timeout=settings.db_pool_timeout_seconds,
             connect_args={
                 "timeout": settings.db_connect_timeout_seconds,
                 "command_timeout": settings.request_timeout_seconds,
@@ -93,6 +86,15 @@ def create_engine(settings: Settings) -> AsyncEngine:
         _configure_sqlite(engine, busy_timeout_ms=int(settings.db_connect_timeout_seconds * 1000))
         SqliteWriters(wait_seconds=settings.db_connect_timeout_seconds).install(engine)
     return engine
+
+
+def _pool(settings: Settings) -> dict[str, Any]:
+    """The pool's size, overflow and checkout timeout, for every engine that pools."""
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+    }
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
