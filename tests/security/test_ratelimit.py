@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from erp_api.security.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter, redis_client
+from erp_api.security.ratelimit import Decision, MemoryLimiter, RateLimiter, RedisLimiter, redis_client
 from testing.processes import free_port
 from tests import services
 from tests.charges.helpers import assert_problem
@@ -34,6 +34,33 @@ def test_memory_limiter_keeps_at_most_max_buckets() -> None:
         limiter.hit(bucket, 1)
     assert limiter.hit("a", 1).allowed, "the least recently seen caller was forgotten"
     assert not limiter.hit("c", 1).allowed
+
+
+def test_decision_headers_state_limit_remaining_within_it_whole_seconds_to_reset_and_retry() -> None:
+    def rendered(decision: Decision) -> list[tuple[str, str]]:
+        return [(name.decode(), value.decode()) for name, value in decision.headers()]
+
+    assert rendered(Decision(True, 100, 99, 0.2)) == [
+        ("ratelimit-limit", "100"),
+        ("ratelimit-remaining", "99"),
+        ("ratelimit-reset", "1"),
+    ]
+    assert rendered(Decision(False, 10, -3, 12.2, 0.3)) == [
+        ("ratelimit-limit", "10"),
+        ("ratelimit-remaining", "0"),
+        ("ratelimit-reset", "13"),
+        ("retry-after", "1"),
+    ]
+    assert rendered(Decision(True, 10, 50, 0.0))[1:] == [
+        ("ratelimit-remaining", "10"),
+        ("ratelimit-reset", "0"),
+    ]
+    # Values past those rendered once (a few thousand per header) are rendered each time, alike.
+    for limit in range(1, 6000, 7):
+        assert rendered(Decision(True, limit, limit - 1, limit + 0.5))[0::2] == [
+            ("ratelimit-limit", str(limit)),
+            ("ratelimit-reset", str(limit + 1)),
+        ]
 
 
 async def test_every_limited_response_has_headers_and_the_excess_gets_429(serve: Serve) -> None:
