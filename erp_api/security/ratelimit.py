@@ -74,9 +74,9 @@ class Decision(NamedTuple):  # made for every request: a tuple is built in a thi
         limit, remaining = self.limit, self.remaining
         reset = math.ceil(self.reset_seconds)
         headers = [
-            _LIMIT_HEADERS.get(limit) or _limit_header(limit),
+            _LIMIT_HEADERS.get(limit) or _rendered(_LIMIT_HEADERS, b"ratelimit-limit", limit),
             (b"ratelimit-remaining", str(0 if remaining < 0 else min(remaining, limit)).encode()),
-            _RESET_HEADERS.get(reset) or _reset_header(reset),
+            _RESET_HEADERS.get(reset) or _rendered(_RESET_HEADERS, b"ratelimit-reset", reset),
         ]
         if not self.allowed:
             headers.append((b"retry-after", str(max(1, math.ceil(self.retry_after_seconds))).encode()))
@@ -84,28 +84,18 @@ class Decision(NamedTuple):  # made for every request: a tuple is built in a thi
 
 
 # Every answer carries the first and the last of these, and they take few values (a limit per role,
-# a reset of at most the window): rendered once each, they cost a dict look-up (0.26 µs for the three
-# headers instead of 0.60).
+# a reset of at most the window): rendered once each, they cost a dict look-up (the three headers in
+# 0.42 µs instead of 0.59).
 _LIMIT_HEADERS: dict[int, tuple[bytes, bytes]] = {}
 _RESET_HEADERS: dict[int, tuple[bytes, bytes]] = {}
 _MAX_RENDERED: Final = 4096
 
 
-def _limit_header(limit: int) -> tuple[bytes, bytes]:
-    header = _LIMIT_HEADERS.get(limit)
-    if header is None:
-        header = (b"ratelimit-limit", str(limit).encode())
-        if len(_LIMIT_HEADERS) < _MAX_RENDERED:
-            _LIMIT_HEADERS[limit] = header
-    return header
-
-
-def _reset_header(seconds: int) -> tuple[bytes, bytes]:
-    header = _RESET_HEADERS.get(seconds)
-    if header is None:
-        header = (b"ratelimit-reset", str(seconds).encode())
-        if len(_RESET_HEADERS) < _MAX_RENDERED:
-            _RESET_HEADERS[seconds] = header
+def _rendered(rendered: dict[int, tuple[bytes, bytes]], name: bytes, value: int) -> tuple[bytes, bytes]:
+    """The header ``name: value``, kept in ``rendered`` while it holds fewer than ``_MAX_RENDERED``."""
+    header = (name, str(value).encode())
+    if len(rendered) < _MAX_RENDERED:
+        rendered[value] = header
     return header
 
 
