@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     analysis_heartbeat_interval_seconds: float = Field(10.0, gt=0, le=300)
     analysis_heartbeat_timeout_seconds: float = Field(60.0, gt=0, le=3600)
     analysis_recovery_interval_seconds: float = Field(30.0, ge=0, le=3600)
+    # A queued analysis published this long ago whose message left the queue but was never claimed
+    # (its worker died holding it) is published again by the same loop, not an hour later.
+    analysis_redeliver_after_seconds: float = Field(60.0, gt=0, le=3600)
     cache_warm_interval_seconds: float = Field(300.0, ge=0)
     retention_enabled: bool = False
     retention_max_age_days: int = Field(365, ge=1)

@@ -3,8 +3,9 @@
 Every worker's main process runs the analysis reaper (``erp_api/analyses/reaper.py``) on a daemon
 thread every ``ERP_ANALYSIS_RECOVERY_INTERVAL_SECONDS`` (once at start, then on the interval): a
 running analysis whose heartbeat is older than ``ERP_ANALYSIS_HEARTBEAT_TIMEOUT_SECONDS`` is
-requeued and published, a queued one never published is published. A queued one waiting in the
-broker is left alone. Each worker doing it is safe:
+requeued and published, a queued one never published is published, and a queued one whose message
+a dead worker took without claiming it (``ERP_ANALYSIS_REDELIVER_AFTER_SECONDS``) is published again.
+A queued one whose message may still wait in the broker's queue is left alone. Each worker doing it is safe:
 the reaper's changes are conditional updates, so of several workers exactly one acts on an analysis.
 
 The thread has its own event loop, engine and publisher (a Celery app of its own) and one pass at a

@@ -110,6 +110,7 @@ def reaper_limits(settings: Settings) -> ReaperLimits:
         requeue_after_seconds=settings.analysis_requeue_after_seconds,
         max_attempts=settings.analysis_max_attempts,
         heartbeat_timeout_seconds=settings.analysis_heartbeat_timeout_seconds,
+        redeliver_after_seconds=settings.analysis_redeliver_after_seconds,
     )
 
 

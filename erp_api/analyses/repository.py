@@ -192,6 +192,38 @@ class AnalysisRepository:
         )
         return [(row.id, row.attempts) for row in await self.session.execute(stmt)]
 
+    async def published_behind(
+        self, published_before: datetime, *, newest: int, limit: int
+    ) -> list[tuple[int, int, datetime]]:
+        """(id, attempts, published_at) of queued analyses published before ``published_before``,
+        newest first, leaving out the ``newest`` most recently published: up to ``limit`` of them."""
+        stmt = (
+            select(AnomalyAnalysis.id, AnomalyAnalysis.attempts, AnomalyAnalysis.published_at)
+            .where(
+                AnomalyAnalysis.status == AnalysisStatus.QUEUED.value,
+                AnomalyAnalysis.published_at < published_before,
+            )
+            .order_by(AnomalyAnalysis.published_at.desc(), AnomalyAnalysis.id.desc())
+            .offset(newest)
+            .limit(limit)
+        )
+        return [(row.id, row.attempts, row.published_at) for row in await self.session.execute(stmt)]
+
+    async def withdraw_publication(
+        self, analysis_id: int, *, attempts: int, published_before: datetime
+    ) -> bool:
+        """Forget the message of the queued analysis at ``attempts`` published before ``published_before``
+        (it is lost); touches updated_at. Of several reapers, exactly one gets True."""
+        stmt = (
+            update(AnomalyAnalysis)
+            .where(
+                *_at(analysis_id, AnalysisStatus.QUEUED.value, attempts),
+                AnomalyAnalysis.published_at < published_before,
+            )
+            .values(published_at=None, updated_at=utcnow())
+        )
+        return _changed(await self.session.execute(stmt))
+
     async def mark_published(self, analysis_id: int, *, attempts: int) -> bool:
         """Record that the message for the queued analysis at ``attempts`` reached the broker."""
         stmt = (

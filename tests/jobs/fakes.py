@@ -15,6 +15,8 @@ class RecordingTaskClient:
         # (delivery id, countdown) of every webhook delivery task, in order.
         self.webhook_deliveries: list[tuple[int, float]] = []
         self.down = False
+        # Messages waiting in the analyses' queue; None: every analysis published so far.
+        self.in_queue: int | None = None
 
     def jobs(self) -> Sequence[JobSpec]:
         return (
@@ -43,7 +45,8 @@ class RecordingTaskClient:
     async def queue_lengths(self) -> Mapping[str, int]:
         if self.down:
             raise BrokerUnavailable("the broker is unavailable (test)")
-        return {"high_priority": len(self.published), "maintenance": 0}
+        waiting = len(self.published) if self.in_queue is None else self.in_queue
+        return {"high_priority": waiting, "maintenance": 0}
 
     async def close(self) -> None:
         return None

@@ -104,10 +104,12 @@ def test_the_documentation_has_a_generated_section() -> None:
 def test_a_short_scaleout_loses_no_acknowledged_write_when_an_instance_and_a_worker_die(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The product's heartbeat recovery, on a shorter clock than its defaults to fit a short run.
+    # The product's recovery (a silent heartbeat; a message the killed worker received but had not
+    # claimed), on a shorter clock than its defaults to fit a short run.
     monkeypatch.setenv("ERP_ANALYSIS_HEARTBEAT_INTERVAL_SECONDS", "2")
     monkeypatch.setenv("ERP_ANALYSIS_HEARTBEAT_TIMEOUT_SECONDS", "6")
     monkeypatch.setenv("ERP_ANALYSIS_RECOVERY_INTERVAL_SECONDS", "2")
+    monkeypatch.setenv("ERP_ANALYSIS_REDELIVER_AFTER_SECONDS", "6")
     services.require_postgres()
     services.require_redis()
     if shutil.which("haproxy") is None:

@@ -136,7 +136,7 @@ def test_one_loop_and_engine_serve_every_task_of_a_process(celery_app: Celery, a
 def test_maintenance_tasks_run_and_are_recorded(celery_app: Celery) -> None:
     reaped = celery_app.tasks[REAP_TASK].apply().get()
     retention = celery_app.tasks[RETENTION_TASK].apply().get()
-    assert reaped == {"requeued": 0, "failed": 0, "republished": 0, "unpublished": 0}
+    assert reaped == {"requeued": 0, "failed": 0, "republished": 0, "redelivered": 0, "unpublished": 0}
     assert retention == {"skipped": "retention is off (ERP_RETENTION_ENABLED)"}
     assert job_run(celery_app, "reap_analyses").successes == 1
     assert job_run(celery_app, "retention_cleanup").runs == 1
