@@ -17,7 +17,7 @@ from cache.backends import (
 from cache.breaker import CircuitBreaker
 from cache.decorator import CachedFunction
 from cache.keys import encode_key
-from cache.manager import CacheManager
+from cache.manager import CacheManager, Entry
 from cache.stats import EventHook, NamespaceStats
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "CacheManager",
     "CachedFunction",
     "CircuitBreaker",
+    "Entry",
     "EventHook",
     "MemoryBackend",
     "NamespaceStats",

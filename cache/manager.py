@@ -36,7 +36,7 @@ from cache.singleflight import SingleFlight
 from cache.stats import IDENTIFIER, INVALIDATION_STATS, EventHook, Namespaces, NamespaceStats
 from cache.tags import validate_tags
 
-__all__ = ["INVALIDATION_STATS", "CacheManager"]
+__all__ = ["INVALIDATION_STATS", "CacheManager", "Entry"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -54,6 +54,15 @@ class _Call(NamedTuple):
     function: Callable[..., Awaitable[Any]]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+
+
+class Entry(NamedTuple):
+    """Where one cached value lives: its namespace, encoded key and version keys, worked out once
+    (``CacheManager.entry``) for a caller that reads the same entry often (``peek_entry``)."""
+
+    ns: NamespaceStats
+    key: str
+    version_keys: tuple[str, ...]
 
 
 class CacheManager:
@@ -152,7 +161,8 @@ class CacheManager:
 
         Read-only: never loads, stores, or counts a hit or miss; meant for conditional requests.
         """
-        found = await self._current(self._namespaces.get(namespace), key, tags)
+        ns = self._namespaces.get(namespace)
+        found = await self._current(ns, ns.key_prefix + encode_key(key), self.version_keys(tags))
         return None if found is None else found.data
 
     async def peek(self, namespace: str, key: Any, tags: Iterable[str] = ()) -> Any | None:
@@ -163,8 +173,20 @@ class CacheManager:
         ``get_or_load`` that follows counts the miss.
         """
         ns = self._namespaces.get(namespace)
-        found = await self._current(ns, key, tags)
+        found = await self._current(ns, ns.key_prefix + encode_key(key), self.version_keys(tags))
         return None if found is None else self._hit(ns, found)
+
+    def entry(self, namespace: str, key: Any, tags: Iterable[str] = ()) -> Entry:
+        """The entry ``peek(namespace, key, tags)`` reads, for ``peek_entry``; raises as ``get_or_load``
+        would for a bad namespace, key or tag. Holds names only, no versions: never goes stale."""
+        ns = self._namespaces.get(namespace)
+        return Entry(ns, ns.key_prefix + encode_key(key), self.version_keys(validate_tags(tags)))
+
+    async def peek_entry(self, entry: Entry) -> Any | None:
+        """``peek`` of a prepared entry (see ``entry``): the same answer, without encoding its key
+        and version keys again."""
+        found = await self._current(entry.ns, entry.key, entry.version_keys)
+        return None if found is None else self._hit(entry.ns, found)
 
     async def invalidate_tags(self, tags: Iterable[str]) -> bool:
         """Invalidate every entry stored with any of ``tags``, in every process sharing the backend.
@@ -251,14 +273,14 @@ class CacheManager:
             guard.maybe_recover()
         return await self._bypass(_Call(ns, key, version_keys, ttl, function, args, kwargs))
 
-    async def _current(self, ns: NamespaceStats, key: Any, tags: Iterable[str]) -> Hit | None:
-        """The current entry for ``key``, without loading; None if there is none or no backend."""
+    async def _current(self, ns: NamespaceStats, key: str, version_keys: tuple[str, ...]) -> Hit | None:
+        """The current entry at the encoded ``key``, without loading; None if there is none or no backend."""
         guard = self._guard
         if not guard.ready:
             guard.maybe_recover()
             return None
         try:
-            found = await self._backend.get(ns.key_prefix + encode_key(key), self.version_keys(tags))
+            found = await self._backend.get(key, version_keys)
         except BackendUnavailable:
             self._failed(ns)
             return None

@@ -36,7 +36,6 @@ from erp_api.jobs.client import build_task_client
 from erp_api.observability.exposition import metrics_endpoint
 from erp_api.observability.health import liveness, readiness
 from erp_api.observability.logging import configure_logging
-from erp_api.observability.metrics import BackendCounters
 from erp_api.observability.middleware import ObservabilityMiddleware
 from erp_api.observability.multiprocess import mark_worker_exited
 from erp_api.observability.request_ledger import RequestLedger
@@ -198,9 +197,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         configure_logging(settings.log_level)
         # Publishes to the broker (lazily: no connection until the first task is sent).
         app.state.resources = await open_resources(settings, tasks=build_task_client(settings), web=True)
-        cache = app.state.resources.cache
-        if ledger is not None and cache.backend_stats():  # a tiered cache's L1 and channel counters
-            ledger.also_on_flush(BackendCounters(cache.backend_stats).record)
+        if ledger is not None:
+            ledger.also_on_flush(app.state.resources.cache_counters.record)
         freeze_startup_heap()
         try:
             yield

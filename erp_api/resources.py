@@ -32,7 +32,7 @@ from erp_api.exports.service import ExportService
 from erp_api.jobs.dispatch import TaskClient
 from erp_api.jobs.status import JobStatusService
 from erp_api.observability.db_metrics import instrument_engine
-from erp_api.observability.metrics import record_cache_event
+from erp_api.observability.metrics import CacheCounters
 from erp_api.quality.alerts.rule_check_runner import RuleCheckRunner
 from erp_api.quality.alerts.rule_checker import RuleChecker
 from erp_api.quality.alerts.service import AlertService, refresh_alert_gauges
@@ -72,7 +72,6 @@ def build_cache(settings: Settings) -> CacheManager:
         backend,
         prefix=settings.cache_prefix,
         default_ttl=settings.cache_default_ttl_seconds,
-        on_event=record_cache_event,
     )
 
 
@@ -98,6 +97,8 @@ class Resources:
     webhooks: WebhookService
     alerts: AlertService
     exports: ExportService
+    cache_counters: CacheCounters
+    """The cache's counters into the metrics: recorded with each ledger flush, scrape and task."""
     ingestor: MeasurementIngestor | None = None
     rule_checks: RuleCheckRunner | None = None
     security: SecurityServices | None = None
@@ -183,6 +184,7 @@ async def open_resources(settings: Settings, *, tasks: TaskClient, web: bool = F
         jobs=JobStatusService(sessions, tasks),
         audit=AuditService(sessions),
         cache_admin=CacheAdminService(sessions, cache),
+        cache_counters=CacheCounters(cache),
         webhooks=WebhookService(sessions),
         alerts=alerts,
         exports=ExportService(sessions, chunk_rows=settings.export_chunk_rows),

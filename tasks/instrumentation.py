@@ -85,6 +85,7 @@ def _record(task: Any, run: FinishedRun) -> None:
     # Bookkeeping must never turn a run into a failure (the database may be the thing that is down).
     try:
         runtime = runtime_for(task.app)
+        runtime.resources.cache_counters.record()  # the run's cache reads, into the metrics
         runtime.run(record_run(runtime.sessions, run))
     except Exception as exc:
         log.warning("job_run_not_recorded", error=describe_failure(exc))

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cache import CacheManager
+from cache import CacheManager, Entry
 from erp_api.audit import trail as audit
 from erp_api.charges import cache_tags as charge_tags
 from erp_api.charges.documents import (
@@ -52,6 +52,8 @@ AUDIT_ENTITY = "charge"
 MAX_UPDATE_ATTEMPTS = 3
 # A charge moves a handful of times; the history answer is bounded all the same.
 MAX_HISTORY = 1_000
+# Charges whose cache entry is kept worked out (the hot ones read most; a bound, not a cache of data).
+MAX_DOCUMENT_ENTRIES = 4_096
 # What a list's filters are, as opposed to how it is ordered and paged.
 _FILTER_FIELDS = frozenset({"status", "product_sku", "line", "number_prefix", "produced_from", "produced_to"})
 
@@ -73,6 +75,8 @@ class ChargeService:
         self._notifier = notifier
         # Records every change in its transaction (the live event log); None: nobody.
         self._changes = changes
+        # The document entry of each charge read from the cache lately (``cached_document``).
+        self._document_entries: dict[int, Entry] = {}
 
     # Reads -----------------------------------------------------------------------------------
 
@@ -85,8 +89,14 @@ class ChargeService:
 
     async def cached_document(self, charge_id: int) -> bytes | None:
         """``document`` if the cache holds it, else None (nothing is loaded)."""
-        key, tags = _document_entry(charge_id)
-        document: bytes | None = await self._cache.peek(NAMESPACE, key, tags)
+        entry = self._document_entries.get(charge_id)
+        if entry is None:
+            if len(self._document_entries) >= MAX_DOCUMENT_ENTRIES:
+                self._document_entries.clear()  # worked out again as they are read
+            entry = self._document_entries[charge_id] = self._cache.entry(
+                NAMESPACE, *_document_entry(charge_id)
+            )
+        document: bytes | None = await self._cache.peek_entry(entry)
         return document
 
     async def _load_document(self, charge_id: int) -> bytes:

@@ -20,7 +20,9 @@ async def metrics_endpoint(request: Request) -> Response:
     ledger = request.scope.get(request_ledger.SCOPE_KEY)
     if ledger is not None:
         ledger.flush()
-    directory = resources(request).settings.prometheus_multiproc_dir
+    ctx = resources(request)
+    ctx.cache_counters.record()
+    directory = ctx.settings.prometheus_multiproc_dir
     if directory is None:
         body = await run_in_threadpool(generate_latest, REGISTRY)
     else:

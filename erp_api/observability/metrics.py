@@ -10,8 +10,8 @@ raw user input.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from collections.abc import Iterable, Mapping
+from typing import Final, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
@@ -61,7 +61,7 @@ HTTP_REQUESTS_IN_PROGRESS = Gauge(
     multiprocess_mode="livesum",
 )
 
-# Cache (recorded through the CacheManager's on_event callback)
+# Cache (copied from the CacheManager's own counters by CacheCounters)
 CACHE_REQUESTS = Counter(
     "cache_requests_total",
     "Cache reads by namespace and result: hit, miss, coalesced or bypass (each read ends as one of"
@@ -73,7 +73,7 @@ CACHE_EVICTIONS = Counter(
     "Entries a bounded cache backend dropped to stay within its limits",
     ["namespace"],
 )
-# A tiered cache's own counters (copied from CacheManager.backend_stats by BackendCounters)
+# A tiered cache's own counters (copied from CacheManager.backend_stats by CacheCounters)
 CACHE_L1_READS = Counter(
     "cache_l1_reads_total",
     "Reads of a tiered cache by how its per-process L1 took them: hit, miss (read from Redis), or"
@@ -202,30 +202,34 @@ EVENT_LAG = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0),
 )
 
-# Resolved label children: .labels() validates and locks on every call, a dict lookup does not.
-_cache_children: dict[tuple[str, str], Counter] = {}
+
+class CacheStats(Protocol):
+    """What ``CacheCounters`` reads: a ``cache.CacheManager``."""
+
+    def stats(self) -> dict[str, dict[str, int]]: ...
+
+    def backend_stats(self) -> dict[str, int]: ...
 
 
-def record_cache_event(namespace: str, event: str) -> None:
-    """Count one cache event (see ``cache.stats``); the CacheManager's ``on_event`` callback."""
-    child = _cache_children.get((namespace, event))
-    if child is None:
-        metric = (
-            CACHE_EVICTIONS.labels(namespace)
-            if event == "eviction"
-            else CACHE_REQUESTS.labels(namespace, event)
-        )
-        child = _cache_children[(namespace, event)] = metric
-    child.inc()
+class CacheCounters:
+    """Copies a cache manager's own counters into the metrics: ``record()`` adds what each counter
+    gained since the last call. The manager counts every read per namespace (``stats``: hits,
+    misses, ...) and a tiered backend its L1 and channel (``backend_stats``); counting them here
+    rather than per read keeps a Prometheus counter's lock off the cached read path.
 
+    Called with each flush of the request ledger (reads happen with requests, so the metrics trail
+    them by a flush window at most), before every scrape, and after every task of a worker.
+    """
 
-class BackendCounters:
-    """Copies a cache backend's own counters (``stats``: a tiered backend's L1 and channel) into the
-    metrics: ``record()`` adds what each counter gained since the last call. Called with each flush of
-    the request ledger (reads happen with requests, so the metrics trail them by a flush window at most)
-    and before every scrape."""
-
-    _COUNTERS: Final = {
+    _NAMESPACE_COUNTERS: Final = {
+        "hits": "hit",
+        "misses": "miss",
+        "coalesced": "coalesced",
+        "bypassed": "bypass",
+        "errors": "error",
+    }
+    _NAMESPACE_NAMES: Final = (*_NAMESPACE_COUNTERS, "evictions")
+    _BACKEND_COUNTERS: Final = {
         "l1_hits": CACHE_L1_READS.labels("hit"),
         "l1_misses": CACHE_L1_READS.labels("miss"),
         "l1_bypassed": CACHE_L1_READS.labels("bypassed"),
@@ -234,21 +238,40 @@ class BackendCounters:
         "messages": CACHE_CHANNEL_EVENTS.labels("message"),
     }
 
-    def __init__(self, stats: Callable[[], Mapping[str, int]]) -> None:
-        self._stats = stats
-        self._seen: dict[str, int] = {}
+    def __init__(self, cache: CacheStats) -> None:
+        self._cache = cache
+        self._seen: dict[tuple[str, str], int] = {}
+        # Resolved label children: .labels() validates and locks on every call, a dict lookup does not.
+        self._children: dict[tuple[str, str], Counter] = {}
 
     def record(self) -> None:
-        stats = self._stats()
-        if not stats:
-            return
-        for name, counter in self._COUNTERS.items():
-            now, before = stats.get(name, 0), self._seen.get(name, 0)
-            if now != before:
-                counter.inc(now - before if now > before else now)  # lower: counting started again
-                self._seen[name] = now
-        if "l1_entries" in stats:
-            CACHE_L1_ENTRIES.set(stats["l1_entries"])
+        for namespace, counts in self._cache.stats().items():
+            for name in self._NAMESPACE_NAMES:
+                now = counts.get(name, 0)
+                if now != self._seen.get((namespace, name), 0):
+                    self._add(self._namespace_counter(namespace, name), (namespace, name), now)
+        backend = self._cache.backend_stats()
+        for name, counter in self._BACKEND_COUNTERS.items():
+            now = backend.get(name, 0)
+            if now != self._seen.get(("", name), 0):
+                self._add(counter, ("", name), now)
+        if "l1_entries" in backend:
+            CACHE_L1_ENTRIES.set(backend["l1_entries"])
+
+    def _add(self, counter: Counter, seen_as: tuple[str, str], now: int) -> None:
+        before = self._seen.get(seen_as, 0)
+        counter.inc(now - before if now > before else now)  # lower: counting started again
+        self._seen[seen_as] = now
+
+    def _namespace_counter(self, namespace: str, name: str) -> Counter:
+        child = self._children.get((namespace, name))
+        if child is None:
+            child = self._children[(namespace, name)] = (
+                CACHE_EVICTIONS.labels(namespace)
+                if name == "evictions"
+                else CACHE_REQUESTS.labels(namespace, self._NAMESPACE_COUNTERS[name])
+            )
+        return child
 
 
 def observe_ingest_batch(size: int, wait_seconds: float | None = None, stored: int | None = None) -> None:

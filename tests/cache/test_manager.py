@@ -200,6 +200,39 @@ async def test_peek_returns_what_get_or_load_would_from_the_cache_and_never_load
     assert manager.stats()["items"]["misses"] == 1
 
 
+async def test_a_prepared_entry_peeks_as_peek_does_and_follows_every_invalidation(
+    manager: CacheManager, db: Database
+) -> None:
+    db.values[5] = "five"
+    entry = manager.entry("items", ("get", 5), ["item:5"])
+    elsewhere = manager.entry("items", ("get", 5), ["item:6"])
+    assert await manager.peek_entry(entry) is None
+
+    await manager.get_or_load("items", ("get", 5), lambda: db.load(5), tags=["item:5"])
+
+    assert await manager.peek_entry(entry) == await manager.peek("items", ("get", 5), ["item:5"]) == b"five"
+    assert await manager.peek_entry(elsewhere) is None  # other tags: another entry
+    await manager.invalidate_tags(["item:5"])
+    assert await manager.peek_entry(entry) is None  # names only: the versions are read each time
+    db.values[5] = "new"
+    await manager.get_or_load("items", ("get", 5), lambda: db.load(5), tags=["item:5"])
+    assert await manager.peek_entry(entry) == b"new"
+    await manager.invalidate_all()
+    assert await manager.peek_entry(entry) is None
+    assert manager.stats()["items"]["hits"] == 3
+
+
+def test_a_prepared_entry_is_refused_what_get_or_load_refuses(manager: CacheManager) -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        manager.entry("bad namespace", 1)
+    with pytest.raises(TypeError, match="cache key"):
+        manager.entry("items", object())
+    with pytest.raises(ValueError, match="non-empty"):
+        manager.entry("items", 1, [""])
+    with pytest.raises(TypeError, match="collection of tags"):
+        manager.entry("items", 1, "item:1")
+
+
 async def test_peek_gives_json_values_as_get_or_load_does(manager: CacheManager) -> None:
     async def load() -> dict[str, list[int]]:
         return {"a": [1]}

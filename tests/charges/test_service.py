@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cache import CacheManager, MemoryBackend
 from erp_api.audit.models import AuditEvent
+from erp_api.charges import service as charge_service
 from erp_api.charges.documents import unpack_document
 from erp_api.charges.models import Charge, ChargeStatusChange
 from erp_api.charges.schemas import ChargeCreate, ChargeListQuery, ChargeUpdate
@@ -134,6 +135,25 @@ async def test_a_document_is_served_from_the_cache_without_touching_the_database
     async with sessions.begin() as session:
         await session.execute(update(Charge).where(Charge.id == charge.id).values(line="L9"))
     assert await service.document(charge.id) == first
+
+
+async def test_cached_documents_follow_updates_for_more_charges_than_the_entries_kept(
+    service: ChargeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service keeps each charge's cache entry worked out, for a bounded number of charges."""
+    monkeypatch.setattr(charge_service, "MAX_DOCUMENT_ENTRIES", 2)
+    charges = [await service.create(new_charge(number)) for number in range(1, 4)]
+    for charge in charges:
+        assert await service.cached_document(charge.id) is None  # nothing cached yet
+        await service.document(charge.id)
+        assert await service.cached_document(charge.id) == await service.document(charge.id)
+    await service.update(charges[0].id, ChargeUpdate(line="L2"), if_match=None)
+    for charge in charges:
+        document = await service.cached_document(charge.id)
+        assert document is None if charge is charges[0] else document is not None
+    assert len(service._document_entries) <= 2
+    etag, body = unpack_document(await service.document(charges[0].id))
+    assert (etag, orjson.loads(body)["line"]) == (f'"c{charges[0].id}v2"', "L2")
 
 
 # Update -----------------------------------------------------------------------------------------

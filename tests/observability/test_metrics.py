@@ -18,30 +18,63 @@ def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_cache_events_are_counted_per_namespace_and_result() -> None:
-    before = sample("cache_requests_total", namespace="ns_test", result="hit")
-    for _ in range(3):
-        metrics.record_cache_event("ns_test", "hit")
-    metrics.record_cache_event("ns_test", "miss")
-    assert sample("cache_requests_total", namespace="ns_test", result="hit") - before == 3
-    assert sample("cache_requests_total", namespace="ns_test", result="miss") >= 1
+class CountingCache:
+    """What CacheCounters reads of a CacheManager: its namespaces' counters and its backend's."""
+
+    def __init__(self) -> None:
+        self.namespaces: dict[str, dict[str, int]] = {}
+        self.backend: dict[str, int] = {}
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {name: dict(counts) for name, counts in self.namespaces.items()}
+
+    def backend_stats(self) -> dict[str, int]:
+        return dict(self.backend)
+
+
+def test_cache_reads_are_counted_per_namespace_and_result_as_they_grow() -> None:
+    cache = CountingCache()
+    counters = metrics.CacheCounters(cache)
+    hits, misses = sample("cache_requests_total", namespace="ns_test", result="hit"), 0.0
+    cache.namespaces["ns_test"] = {"hits": 3, "misses": 1, "coalesced": 0, "bypassed": 0, "errors": 0}
+    counters.record()
+    cache.namespaces["ns_test"].update(hits=5)
+    counters.record()
+    counters.record()  # nothing new: nothing added
+    assert sample("cache_requests_total", namespace="ns_test", result="hit") - hits == 5
+    assert sample("cache_requests_total", namespace="ns_test", result="miss") - misses == 1
+    assert sample("cache_requests_total", namespace="ns_test", result="coalesced") == 0
+    cache.namespaces["ns_test"].update(hits=2)  # counting started again (a new manager): all new
+    counters.record()
+    assert sample("cache_requests_total", namespace="ns_test", result="hit") - hits == 7
 
 
 def test_evictions_are_counted_apart_from_requests() -> None:
+    cache = CountingCache()
     before = sample("cache_evictions_total", namespace="ns_evict")
-    metrics.record_cache_event("ns_evict", "eviction")
+    cache.namespaces["ns_evict"] = {"hits": 0, "evictions": 1}
+    metrics.CacheCounters(cache).record()
     assert sample("cache_evictions_total", namespace="ns_evict") - before == 1
     assert sample("cache_requests_total", namespace="ns_evict", result="eviction") == 0
 
 
-async def test_cache_reads_of_real_requests_reach_the_counter(client: httpx.AsyncClient) -> None:
+async def test_cache_reads_of_real_requests_reach_the_scrape(client: httpx.AsyncClient) -> None:
     charge = await create(client, 1)
-    hits = sample("cache_requests_total", namespace="charges", result="hit")
-    misses = sample("cache_requests_total", namespace="charges", result="miss")
+    before = await scrape(client)
     for _ in range(3):
         await client.get(f"/api/v1/charges/{charge['id']}")
-    assert sample("cache_requests_total", namespace="charges", result="miss") - misses == 1
-    assert sample("cache_requests_total", namespace="charges", result="hit") - hits == 2
+    after = await scrape(client)
+    labels = {"namespace": "charges"}
+    assert (
+        value(after, "cache_requests_total", **labels, result="miss")
+        - value(before, "cache_requests_total", **labels, result="miss")
+        == 1
+    )
+    assert (
+        value(after, "cache_requests_total", **labels, result="hit")
+        - value(before, "cache_requests_total", **labels, result="hit")
+        == 2
+    )
 
 
 def test_an_ingest_batch_counts_measurements_and_its_size() -> None:
@@ -83,27 +116,28 @@ def test_queue_and_worker_gauges_hold_the_last_sample() -> None:
 
 
 def test_a_backends_own_counters_are_added_as_they_grow() -> None:
-    stats = {"l1_hits": 5, "l1_misses": 1, "l1_bypassed": 0, "l1_entries": 3, "subscriptions": 1}
-    counters = metrics.BackendCounters(lambda: stats)
+    cache = CountingCache()
+    cache.backend = {"l1_hits": 5, "l1_misses": 1, "l1_bypassed": 0, "l1_entries": 3, "subscriptions": 1}
+    counters = metrics.CacheCounters(cache)
     hits, subscriptions = (
         sample("cache_l1_reads_total", result="hit"),
         sample("cache_invalidation_channel_events_total", event="subscription"),
     )
     counters.record()
-    stats.update(l1_hits=9, l1_entries=4)
+    cache.backend.update(l1_hits=9, l1_entries=4)
     counters.record()
     counters.record()  # nothing new: nothing added
     assert sample("cache_l1_reads_total", result="hit") - hits == 9
     assert sample("cache_invalidation_channel_events_total", event="subscription") - subscriptions == 1
     assert sample("cache_l1_entries") == 4
-    stats.update(l1_hits=2)  # counting started again (a new backend): its count is all new
+    cache.backend.update(l1_hits=2)  # counting started again (a new backend): its count is all new
     counters.record()
     assert sample("cache_l1_reads_total", result="hit") - hits == 11
 
 
 def test_a_backend_without_counters_adds_nothing() -> None:
     before = sample("cache_l1_reads_total", result="hit")
-    metrics.BackendCounters(dict).record()
+    metrics.CacheCounters(CountingCache()).record()
     assert sample("cache_l1_reads_total", result="hit") == before
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
 from erp_api.analyses.models import AnomalyAnalysis
@@ -140,3 +141,22 @@ def test_maintenance_tasks_run_and_are_recorded(celery_app: Celery) -> None:
     assert retention == {"skipped": "retention is off (ERP_RETENTION_ENABLED)"}
     assert job_run(celery_app, "reap_analyses").successes == 1
     assert job_run(celery_app, "retention_cleanup").runs == 1
+
+
+def test_a_tasks_cache_reads_reach_the_metrics_when_it_ends(celery_app: Celery) -> None:
+    """A pool process has no request ledger: its cache counters are copied after every task."""
+    runtime = runtime_for(celery_app)
+
+    async def loaded() -> int:
+        return 7
+
+    def misses() -> float:
+        return (
+            REGISTRY.get_sample_value("cache_requests_total", {"namespace": "task_read", "result": "miss"})
+            or 0.0
+        )
+
+    before = misses()
+    assert runtime.run(runtime.cache.get_or_load("task_read", key=1, loader=loaded)) == 7
+    celery_app.tasks[REAP_TASK].apply().get()
+    assert misses() - before == 1
