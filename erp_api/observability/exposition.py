@@ -17,11 +17,12 @@ async def metrics_endpoint(request: Request) -> Response:
 
     Rendered off the event loop: multiprocess mode reads one file per worker.
     """
+    ctx = resources(request)
     ledger = request.scope.get(request_ledger.SCOPE_KEY)
     if ledger is not None:
-        ledger.flush()
-    ctx = resources(request)
-    ctx.cache_counters.record()
+        ledger.flush()  # its flush copies the cache's counters too
+    else:
+        ctx.cache_counters.record()
     directory = ctx.settings.prometheus_multiproc_dir
     if directory is None:
         body = await run_in_threadpool(generate_latest, REGISTRY)

@@ -20,13 +20,20 @@ from tests.jobs.fakes import RecordingTaskClient
 LIMITS = ReaperLimits(stuck_after_seconds=300, requeue_after_seconds=60, max_attempts=3)
 
 
-async def age(sessions: async_sessionmaker[AsyncSession], analysis_id: int, seconds: float) -> None:
+async def backdate(
+    sessions: async_sessionmaker[AsyncSession], analysis_id: int, column: str, seconds: float
+) -> None:
+    """Set the analysis's timestamp ``column`` to ``seconds`` ago."""
     async with sessions.begin() as session:
         await session.execute(
             update(AnomalyAnalysis)
             .where(AnomalyAnalysis.id == analysis_id)
-            .values(updated_at=utcnow() - timedelta(seconds=seconds))
+            .values({column: utcnow() - timedelta(seconds=seconds)})
         )
+
+
+async def age(sessions: async_sessionmaker[AsyncSession], analysis_id: int, seconds: float) -> None:
+    await backdate(sessions, analysis_id, "updated_at", seconds)
 
 
 async def claimed(
@@ -123,12 +130,7 @@ HEARTBEATS = ReaperLimits(
 
 async def silence(sessions: async_sessionmaker[AsyncSession], analysis_id: int, seconds: float) -> None:
     """As if the worker running it died ``seconds`` ago: its last heartbeat is that old."""
-    async with sessions.begin() as session:
-        await session.execute(
-            update(AnomalyAnalysis)
-            .where(AnomalyAnalysis.id == analysis_id)
-            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
-        )
+    await backdate(sessions, analysis_id, "heartbeat_at", seconds)
 
 
 async def published_at(sessions: async_sessionmaker[AsyncSession], analysis_id: int) -> object:
@@ -234,12 +236,7 @@ REDELIVER = ReaperLimits(
 
 async def published(sessions: async_sessionmaker[AsyncSession], analysis_id: int, seconds_ago: float) -> None:
     """As if the analysis's message reached the broker ``seconds_ago``."""
-    async with sessions.begin() as session:
-        await session.execute(
-            update(AnomalyAnalysis)
-            .where(AnomalyAnalysis.id == analysis_id)
-            .values(published_at=utcnow() - timedelta(seconds=seconds_ago))
-        )
+    await backdate(sessions, analysis_id, "published_at", seconds_ago)
 
 
 async def test_a_queued_analysis_whose_message_left_the_queue_unclaimed_is_published_again_once(

@@ -199,6 +199,11 @@ async def test_observability_middleware_can_be_switched_off_for_benchmarks(
     assert "x-request-id" not in response.headers
     labels = {"method": "GET", "route": CHARGE, "status": "404"}
     assert value(after, "http_requests_total", **labels) == value(before, "http_requests_total", **labels)
+    # The cache's own counters still reach the scrape, which copies them itself without a ledger.
+    misses = {"namespace": "charges", "result": "miss"}
+    assert (
+        value(after, "cache_requests_total", **misses) - value(before, "cache_requests_total", **misses) == 1
+    )
 
 
 async def test_shutdown_records_the_last_requests_without_waiting_for_a_flush(
