@@ -239,13 +239,21 @@ async def published(sessions: async_sessionmaker[AsyncSession], analysis_id: int
     await backdate(sessions, analysis_id, "published_at", seconds_ago)
 
 
+async def taken_from_the_queue(
+    sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis, seconds_ago: float
+) -> tuple[RecordingTaskClient, int]:
+    """A queued analysis published ``seconds_ago`` whose message has left the (now empty) queue."""
+    tasks = RecordingTaskClient()
+    tasks.in_queue = 0
+    analysis_id = await new_analysis()
+    await published(sessions, analysis_id, seconds_ago)
+    return tasks, analysis_id
+
+
 async def test_a_queued_analysis_whose_message_left_the_queue_unclaimed_is_published_again_once(
     sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
 ) -> None:
-    tasks = RecordingTaskClient()
-    tasks.in_queue = 0
-    lost = await new_analysis()
-    await published(sessions, lost, REDELIVER.redeliver_after_seconds + 1)
+    tasks, lost = await taken_from_the_queue(sessions, new_analysis, REDELIVER.redeliver_after_seconds + 1)
     reaper = AnalysisReaper(sessions, tasks, REDELIVER)
     first = await reaper.reap()
     second = await reaper.reap()
@@ -266,10 +274,7 @@ async def test_a_queued_analysis_whose_message_left_the_queue_unclaimed_is_publi
 async def test_a_message_taken_moments_ago_may_be_about_to_be_claimed_and_is_left_alone(
     sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
 ) -> None:
-    tasks = RecordingTaskClient()
-    tasks.in_queue = 0
-    taken = await new_analysis()
-    await published(sessions, taken, REDELIVER.redeliver_after_seconds - 5)
+    tasks, _ = await taken_from_the_queue(sessions, new_analysis, REDELIVER.redeliver_after_seconds - 5)
     report = await AnalysisReaper(sessions, tasks, REDELIVER).reap()
     assert report.redelivered == [] and tasks.published == []
 
@@ -326,10 +331,7 @@ async def test_without_the_queue_length_no_message_is_taken_for_lost(
 async def test_concurrent_reapers_publish_a_lost_message_again_once(
     sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
 ) -> None:
-    tasks = RecordingTaskClient()
-    tasks.in_queue = 0
-    lost = await new_analysis()
-    await published(sessions, lost, REDELIVER.redeliver_after_seconds + 1)
+    tasks, lost = await taken_from_the_queue(sessions, new_analysis, REDELIVER.redeliver_after_seconds + 1)
     reports = await asyncio.gather(*(AnalysisReaper(sessions, tasks, REDELIVER).reap() for _ in range(4)))
     assert [analysis_id for report in reports for analysis_id in report.redelivered] == [lost]
     assert tasks.published == [lost]
@@ -338,10 +340,7 @@ async def test_concurrent_reapers_publish_a_lost_message_again_once(
 async def test_a_redelivery_the_broker_refuses_falls_back_to_the_never_published_path(
     sessions: async_sessionmaker[AsyncSession], new_analysis: NewAnalysis
 ) -> None:
-    tasks = RecordingTaskClient()
-    tasks.in_queue = 0
-    lost = await new_analysis()
-    await published(sessions, lost, REDELIVER.redeliver_after_seconds + 1)
+    tasks, lost = await taken_from_the_queue(sessions, new_analysis, REDELIVER.redeliver_after_seconds + 1)
     original = tasks.enqueue_analysis
 
     async def refused(analysis_id: int) -> None:
