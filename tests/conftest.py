@@ -78,6 +78,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+async def eventually(condition: Callable[[], bool], *, within: float = 15.0) -> None:
+    """Wait until ``condition()`` holds; ``within`` is a hang guard, not a speed requirement."""
+    async with asyncio.timeout(within):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.002)
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

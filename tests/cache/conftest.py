@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,15 +12,6 @@ import redis
 from cache import CacheBackend, MemoryBackend, RedisBackend
 from tests.cache.relay import StallingRelay
 from tests.services import REDIS_URL, delete_redis_keys, require_redis, unique_name
-
-
-async def eventually(condition: Callable[[], bool], *, within: float = 15.0) -> None:
-    """Wait until ``condition()`` holds; ``within`` is a hang guard, not a speed requirement."""
-    async with asyncio.timeout(within):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.002)
 
 
 def delete_prefix(url: str, prefix: str) -> None:

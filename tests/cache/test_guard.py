@@ -11,7 +11,7 @@ from cache import CacheManager, MemoryBackend
 from cache.backends.base import BackendUnavailable
 from cache.breaker import CircuitBreaker
 from cache.guard import BackendGuard
-from tests.cache.conftest import eventually
+from tests.conftest import eventually
 
 
 class Backend:

@@ -9,7 +9,7 @@ import pytest
 
 from cache import CacheBackend, CacheManager, RedisBackend
 from cache.singleflight import SharedReads, SingleFlight
-from tests.cache.conftest import eventually
+from tests.conftest import eventually
 from tests.services import require_redis
 
 

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from erp_api.db import create_engine, create_session_factory
 from erp_api.errors import database_unavailable
 from erp_api.settings import load_settings
-from tests.conftest import sqlite_url
+from erp_api.sqlite_writers import SqliteWriters
+from tests.conftest import eventually, sqlite_url
 
 ROWS = Table("rows", MetaData(), Column("id", Integer, primary_key=True), Column("n", Integer))
 WRITERS = 12
@@ -62,6 +63,16 @@ async def turn_held(sessions: async_sessionmaker[AsyncSession], statement: Execu
     finally:
         release.set()
         await task
+
+
+def waiting_for_its_turn(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` is suspended in the queue for the turn (its chain of awaits reaches it)."""
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        if getattr(awaited, "cr_code", None) is SqliteWriters._take_turn.__code__:
+            return True
+        awaited = getattr(awaited, "cr_await", None)
+    return False
 
 
 @pytest.fixture
@@ -106,7 +117,9 @@ async def test_writers_get_their_turns_in_the_order_they_asked(
     async with turn_held(sessions, insert(ROWS).values(n=-1)):
         for index in range(WRITERS):  # each one queued (on its connection) before the next starts
             tasks.append(asyncio.create_task(writer(index)))
-            await asyncio.sleep(HOLD_SECONDS)
+            # Seen in the queue, not assumed after a fixed sleep (a slow connection was overtaken).
+            await eventually(lambda: waiting_for_its_turn(tasks[-1]), within=5)
+        await asyncio.sleep(HOLD_SECONDS)  # the queue left standing: nobody writes out of turn
         assert turns == []
     await asyncio.gather(*tasks)
     assert turns == list(range(WRITERS))

@@ -20,9 +20,9 @@ from cache.backends.base import BackendUnavailable, Hit, Miss
 from cache.backends.invalidations import holds_messages
 from cache.backends.redis import VersionedRead
 from cache.serializers import RAW
-from tests.cache.conftest import eventually
 from tests.cache.private_redis import PrivateRedis
 from tests.cache.relay import StallingRelay
+from tests.conftest import eventually
 from tests.tcp_proxy import BLACK_HOLE, TcpProxy
 
 pytestmark = pytest.mark.redis
