@@ -59,8 +59,8 @@ from erp_api.quality.spc.capability import (
     cpk_interval,
     expected_ppm,
 )
-from erp_api.quality.summaries.query import SeriesAggregate, aggregate_of, summarize
-from erp_api.quality.summaries.rollup_sql import RAW, SERIES, SPECS, SeriesKey
+from erp_api.quality.summaries.query import SeriesAggregate, aggregate_of, specs_of, summarize
+from erp_api.quality.summaries.rollup_sql import RAW, SERIES
 from erp_api.quality.summaries.samples import NO_SAMPLE, Range, Sample, SampleRead, read_samples
 from erp_api.quality.summaries.series_stats import NO_LIMITS, Moments, moving_range_sum
 
@@ -88,7 +88,6 @@ async def _series_rows(session: AsyncSession, query: SummaryQuery) -> list[dict[
         measured_from=query.from_,
         measured_to=query.to,
     )
-    targets = await _targets(session, query)
     alerted = await _alerted(session, query)
     reads = [
         ((a.product_sku, a.parameter), SampleRead(a.product_sku, a.parameter, SAMPLE_SIZE))
@@ -99,7 +98,7 @@ async def _series_rows(session: AsyncSession, query: SummaryQuery) -> list[dict[
     for aggregate in aggregates:
         key = (aggregate.product_sku, aggregate.parameter)
         sample = samples.get(key, NO_SAMPLE)
-        report = _report(sample, aggregate, targets.get(key), key in alerted)
+        report = _report(sample, aggregate, key in alerted)
         rows.append(_row(aggregate, None, report, _overall(aggregate, report), len(sample)))
     return rows
 
@@ -113,9 +112,8 @@ async def _charge_page(session: AsyncSession, query: SummaryQuery) -> dict[str, 
     keys = await _charge_keys(session, query, after)
     page = page_of(keys, query.limit, lambda key: SortedPosition(CHARGE_SORT, key[1], key[2]))
     between: Range = (query.from_, query.to)
-    targets = await _targets(session, query)
+    limits, targets = await specs_of(session, query.product_sku, query.parameter)
     alerted = await _alerted(session, query)
-    limits = await _limits(session, query)
     # One point beyond the sample says whether the charge has more.
     reads = [(key, SampleRead(key[2], key[1], SAMPLE_SIZE + 1)) for key in page.rows]
     samples = await read_samples(session, "charge_id", reads, between)
@@ -131,8 +129,10 @@ async def _charge_page(session: AsyncSession, query: SummaryQuery) -> dict[str, 
         values = sample.values.tolist()
         series_limits = limits.get(series, NO_LIMITS)
         moments = Moments.of(values, series_limits)
-        aggregate = aggregate_of(*series, moments, moving_range_sum(values), series_limits)
-        report = _report(sample, aggregate, targets.get(series), (*series, key[2]) in alerted)
+        aggregate = aggregate_of(
+            *series, moments, moving_range_sum(values), series_limits, targets.get(series)
+        )
+        report = _report(sample, aggregate, (*series, key[2]) in alerted)
         figures = _row(aggregate, key[2], report, {}, len(sample))
         figures["sample"]["kind"] = "latest" if truncated else "all"
         rows.append(figures)
@@ -170,15 +170,13 @@ def _parameter_of(text: str) -> str:
     return text
 
 
-def _report(
-    sample: Sample, aggregate: SeriesAggregate, target: float | None, alerted: bool
-) -> CapabilityReport:
+def _report(sample: Sample, aggregate: SeriesAggregate, alerted: bool) -> CapabilityReport:
     """The study of the sample, its points grouped by charge."""
     return capability_report(
         subgroups=sample.by_charge(),
         lsl=aggregate.lsl,
         usl=aggregate.usl,
-        target=target,
+        target=aggregate.target,
         rule_violations_present=alerted,
     )
 
@@ -255,20 +253,6 @@ def _json(figure: Any) -> dict[str, Any] | None:
     """A figure (a flat dataclass of numbers and lists of numbers) as JSON: ``asdict`` would copy
     every number of a histogram one by one."""
     return None if figure is None else {field.name: getattr(figure, field.name) for field in fields(figure)}
-
-
-async def _targets(session: AsyncSession, query: SummaryQuery) -> dict[SeriesKey, float | None]:
-    spec = SPECS.c
-    stmt = select(spec.product_sku, spec.parameter, spec.target).where(*_filters(SPECS, query))
-    return {(row[0], row[1]): row[2] for row in await session.execute(stmt)}
-
-
-async def _limits(
-    session: AsyncSession, query: SummaryQuery
-) -> dict[SeriesKey, tuple[float | None, float | None]]:
-    spec = SPECS.c
-    stmt = select(spec.product_sku, spec.parameter, spec.lsl, spec.usl).where(*_filters(SPECS, query))
-    return {(row[0], row[1]): (row[2], row[3]) for row in await session.execute(stmt)}
 
 
 async def _alerted(session: AsyncSession, query: SummaryQuery) -> set[Any]:

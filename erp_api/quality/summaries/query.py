@@ -31,6 +31,7 @@ from erp_api.quality.summaries.rollup_sql import (
     hour_figures,
 )
 from erp_api.quality.summaries.series_stats import (
+    NO_LIMITS,
     NOTHING,
     Limits,
     Moments,
@@ -59,6 +60,7 @@ class SeriesAggregate:
     out_of_spec: int
     lsl: float | None
     usl: float | None
+    target: float | None
 
 
 async def summarize(
@@ -73,7 +75,7 @@ async def summarize(
     await read_snapshot(session)
     if measured_from is None and measured_to is None:
         return await _whole_series(session, product_sku, parameter)
-    limits = await _limits(session, product_sku, parameter)
+    limits, targets = await specs_of(session, product_sku, parameter)
     first_hour = None if measured_from is None else _hour_at_or_after(measured_from)
     end_hour = None if measured_to is None else hour_of(measured_to)
     # From within the last hour of 9999-12-31 no whole hour follows that a datetime can hold.
@@ -81,7 +83,7 @@ async def summarize(
     if past_the_last_hour or (first_hour is not None and end_hour is not None and first_hour >= end_hour):
         # Within one hour, or across one hour boundary: the raw points are all there is to read.
         raw = await _raw_stretch(session, product_sku, parameter, (measured_from, measured_to), limits)
-        return _aggregates(raw, limits)
+        return _aggregates(raw, limits, targets)
     head: dict[SeriesKey, Segment] = {}
     tail: dict[SeriesKey, Segment] = {}
     if measured_from is not None and first_hour is not None and hour_start(first_hour) > measured_from:
@@ -97,7 +99,7 @@ async def summarize(
         key: head.get(key, NOTHING).then(whole.get(key, NOTHING)).then(tail.get(key, NOTHING))
         for key in {*head, *whole, *tail}
     }
-    return _aggregates(merged, limits)
+    return _aggregates(merged, limits, targets)
 
 
 async def _whole_series(
@@ -117,6 +119,7 @@ async def _whole_series(
             s.out_of_spec,
             spec.lsl,
             spec.usl,
+            spec.target,
         )
         .select_from(
             SERIES.outerjoin(SPECS, and_(spec.product_sku == s.product_sku, spec.parameter == s.parameter))
@@ -131,6 +134,7 @@ async def _whole_series(
             Moments(row.n, row.mean, row.m2, row.min, row.max, row.out_of_spec),
             row.mr_sum,
             (row.lsl, row.usl),
+            row.target,
         )
         for row in await session.execute(stmt)
     ]
@@ -187,26 +191,38 @@ async def _raw_stretch(
     return {key: Segment.of(series, limits.get(key, (None, None))) for key, series in points.items()}
 
 
-def _aggregates(segments: dict[SeriesKey, Segment], limits: dict[SeriesKey, Limits]) -> list[SeriesAggregate]:
+def _aggregates(
+    segments: dict[SeriesKey, Segment],
+    limits: dict[SeriesKey, Limits],
+    targets: dict[SeriesKey, float | None],
+) -> list[SeriesAggregate]:
     return [
-        aggregate_of(*key, segments[key].moments, segments[key].mr_sum, limits.get(key, (None, None)))
+        aggregate_of(
+            *key, segments[key].moments, segments[key].mr_sum, limits.get(key, NO_LIMITS), targets.get(key)
+        )
         for key in sorted(segments)
         if segments[key].n
     ]
 
 
-async def _limits(
+async def specs_of(
     session: AsyncSession, product_sku: str | None, parameter: str | None
-) -> dict[SeriesKey, Limits]:
+) -> tuple[dict[SeriesKey, Limits], dict[SeriesKey, float | None]]:
+    """The spec limits and the target of each specified series the filters cover, in one statement."""
     spec = SPECS.c
-    stmt = select(spec.product_sku, spec.parameter, spec.lsl, spec.usl).where(
+    stmt = select(spec.product_sku, spec.parameter, spec.lsl, spec.usl, spec.target).where(
         *_series_filters(SPECS, product_sku, parameter)
     )
-    return {(row[0], row[1]): (row[2], row[3]) for row in await session.execute(stmt)}
+    limits: dict[SeriesKey, Limits] = {}
+    targets: dict[SeriesKey, float | None] = {}
+    for row in await session.execute(stmt):
+        limits[(row[0], row[1])] = (row[2], row[3])
+        targets[(row[0], row[1])] = row[4]
+    return limits, targets
 
 
-def aggregate_of(
-    product_sku: str, parameter: str, m: Moments, mr_sum: float, limits: Limits
+def aggregate_of(  # noqa: PLR0917 - a series' figures, each in its own place
+    product_sku: str, parameter: str, m: Moments, mr_sum: float, limits: Limits, target: float | None
 ) -> SeriesAggregate:
     """The statistics of a stretch of a series (or of a charge's part of it) with n >= 1."""
     assert m.min is not None and m.max is not None
@@ -222,6 +238,7 @@ def aggregate_of(
         out_of_spec=m.out_of_spec,
         lsl=limits[0],
         usl=limits[1],
+        target=target,
     )
 
 

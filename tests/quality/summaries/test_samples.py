@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import numpy.typing as npt
+import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from erp_api.quality.models import Measurement
+from erp_api.quality.summaries import samples
 from erp_api.quality.summaries.samples import Range, SampleRead, read_samples
 from tests.database import charge_row, store_charge
 from tests.quality.helpers import T0
@@ -104,23 +107,71 @@ async def test_samples_are_the_latest_stored_doubles_in_series_order(
             assert per_charge[other].values.tobytes() == values
 
 
-async def test_any_stored_double_comes_back_bit_for_bit(
-    sessions: async_sessionmaker[AsyncSession], charge_id: int
-) -> None:
-    # SQLite hands a read over as text: every finite double, from random bit patterns (denormals and
-    # the extremes among them), must parse back to the stored bits (its own ``quote`` would not:
-    # one in 75,000 came back one ulp off).
-    bits = np.random.default_rng(20261201).integers(0, 2**64, size=3_000, dtype=np.uint64)
+def _random_doubles(size: int) -> npt.NDArray[np.float64]:
+    """Finite doubles from random bit patterns: every exponent, denormals and the extremes among them."""
+    bits = np.random.default_rng(20261201).integers(0, 2**64, size=size, dtype=np.uint64)
     doubles = bits.view(np.float64)
-    doubles = doubles[np.isfinite(doubles)]
+    return doubles[np.isfinite(doubles)]
+
+
+async def _round_trip(
+    sessions: async_sessionmaker[AsyncSession], charge_id: int, doubles: npt.NDArray[np.float64]
+) -> None:
+    """``doubles`` stored as one series come back from a sample read bit for bit, in series order."""
     await _store(sessions, [_row(charge_id, float(v), minute=i / 100) for i, v in enumerate(doubles)])
     async with sessions() as session:
         await session.execute(select(1))
         found = await read_samples(
-            session, "product_sku", [("all", SampleRead("PUMP-A", "diameter_mm", 5_000))], (None, None)
+            session, "product_sku", [("all", SampleRead("PUMP-A", "diameter_mm", 10_000))], (None, None)
         )
-        charges, values = await _expected(session, "product_sku", "PUMP-A", 5_000, (None, None))
+        charges, values = await _expected(session, "product_sku", "PUMP-A", 10_000, (None, None))
     assert found["all"].values.tobytes() == values
     assert found["all"].charges.tolist() == charges
     # -0.0 aside (SQLite stores it as 0.0), the values are the ones written.
     assert np.array_equal(found["all"].values, doubles)
+
+
+async def test_any_stored_double_comes_back_bit_for_bit(
+    sessions: async_sessionmaker[AsyncSession], charge_id: int
+) -> None:
+    # SQLite hands a read over as text: every finite double must parse back to the stored bits (its
+    # own ``quote`` would not: one in 75,000 came back one ulp off). Two of these are below 2**-1020,
+    # too small for the integer form: the read is read again in decimal.
+    doubles = _random_doubles(3_000)
+    assert np.count_nonzero(np.abs(doubles) < 2.0**-1020) > 0
+    await _round_trip(sessions, charge_id, doubles)
+
+
+async def test_values_across_every_power_of_two_come_back_bit_for_bit_as_integers(
+    sessions: async_sessionmaker[AsyncSession], charge_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite's integer form, m * 2**e with e from log2: each power of two from 2**-1020 up and its
+    # neighbours, where log2 may round either way, random doubles of that range, zero, the extremes.
+    if not samples._sqlite_has_math_functions():
+        pytest.skip("this SQLite has no math functions: every read is in decimal")
+
+    def refused(*_args: object) -> None:
+        raise AssertionError("read again in decimal")
+
+    monkeypatch.setattr(samples, "_from_decimal", refused)
+    powers = np.ldexp(1.0, np.arange(-1020, 1024))
+    doubles = np.concatenate(
+        [
+            powers,
+            np.nextafter(powers, 0.0),
+            np.nextafter(powers[:-1], np.inf),
+            -powers[::7],
+            [0.0, -1.7976931348623157e308, 1.7976931348623157e308],
+        ]
+    )
+    randoms = _random_doubles(3_000)
+    doubles = np.concatenate([doubles, randoms[np.abs(randoms) >= 2.0**-1020]])[:10_000]
+    await _round_trip(sessions, charge_id, doubles)
+
+
+async def test_a_sqlite_without_math_functions_reads_in_decimal(
+    sessions: async_sessionmaker[AsyncSession], charge_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite's log2, floor and pow are optional (SQLITE_ENABLE_MATH_FUNCTIONS): without them, as here.
+    monkeypatch.setattr(samples, "_sqlite_has_math_functions", lambda: False)
+    await _round_trip(sessions, charge_id, _random_doubles(3_000))
