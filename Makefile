@@ -9,9 +9,10 @@ DEV_STAMP := $(VENV)/.installed-dev
 LOCK   := requirements.lock
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist, tests handed out as workers free up): most of the suite's time is
-# real servers, workers and browsers waited on, which three processes overlap on two cores better
-# than two (the whole suite on a 2-core machine: 852 s with two, 737 s with three).
-PYTEST_WORKERS ?= 3
+# real servers, workers and browsers waited on, which two processes overlap on two cores. Three
+# were faster once (852 -> 737 s on a 2-core machine) but starved the timing of the process tests:
+# a coherence test's writer managed 50 writes in its 4 s where it needs 100.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install install-dev lock run serve migrate seed test lint format bench loadtest scaleout worker beat clean
 
