@@ -8,7 +8,8 @@ group-commit configurations are interleaved so that drift of the machine hits bo
 
 ``history`` (also run by ``main``; alone: ``python -m benchmarks.bench_quality history [ROWS ...]``)
 times the uncached reads against a short and a long history side by side, on SQLite and PostgreSQL:
-summaries and trends read the rollups, measurement pages an index in the list's order.
+summaries and trends read the rollups, measurement pages an index in the list's order; and a change of
+a spec's limits, whose out-of-spec recount reads only the hours that straddle a new limit.
 
 ``quality_loop.run`` (also run by ``main``; alone: ``python -m benchmarks.bench_quality loop [ROWS ...]``)
 measures batch ingestion with the on-ingest rule check, alert latency and the check's cost against
@@ -18,6 +19,7 @@ a short and a long history (``ROWS`` prior points).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import re
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,7 +58,7 @@ from erp_api.demo import DEMO_SPECS, seed_charges, seed_quality
 from erp_api.http import API_PREFIX
 from erp_api.migrate import upgrade
 from erp_api.quality.models import Measurement
-from erp_api.quality.schemas import MeasurementListQuery, SummaryQuery
+from erp_api.quality.schemas import MeasurementListQuery, SpecBody, SummaryQuery
 from erp_api.quality.service import QualityService
 from erp_api.quality.summaries.reconciliation import rebuild as rebuild_rollups
 from erp_api.quality.summaries.schemas import TrendQuery
@@ -313,6 +315,10 @@ async def _history_reads(url: str, charge_id: int, rows: int) -> dict[str, tuple
     end = HISTORY_START + rows * HISTORY_SPACING
     # The latest day at either size, between hours: whole hours from the rollups, edges from raw rows.
     day = {"from": end - timedelta(days=1, minutes=17), "to": end - timedelta(minutes=43)}
+    # Points are N(10, 0.03): a few of an hour's 120 lie beyond 9.88-10.12 or 9.9-10.1; none inside
+    # 99-101 (a limit typed in the wrong unit), which the hours' minimum and maximum tell alone.
+    tightened = itertools.cycle([(9.88, 10.12), (9.9, 10.1)])
+    beyond = itertools.cycle([(99.0, 101.0), (990.0, 1010.0)])
     reads: dict[str, Callable[[], Awaitable[bytes]]] = {
         "summary of the product": lambda: service.summary(SummaryQuery(product_sku=HISTORY_PRODUCT)),
         "summary of the product, last 24 h": lambda: service.summary(
@@ -325,6 +331,9 @@ async def _history_reads(url: str, charge_id: int, rows: int) -> dict[str, tuple
         "measurements of a parameter, first page": lambda: service.measurement_page(
             charge_id, MeasurementListQuery(parameter="bore_mm")
         ),
+        # Writes, last: each recounts the series' out-of-spec points (the seeded limits are 9.9-10.1).
+        "spec limits tightened, the hours at a limit recounted": lambda: _limits_changed(service, tightened),
+        "spec limits beyond every point, no point read": lambda: _limits_changed(service, beyond),
     }
     timings: dict[str, tuple[float, float]] = {}
     try:
@@ -341,6 +350,12 @@ async def _history_reads(url: str, charge_id: int, rows: int) -> dict[str, tuple
     return timings
 
 
+async def _limits_changed(service: QualityService, limits: Iterator[tuple[float, float]]) -> bytes:
+    lsl, usl = next(limits)
+    await service.put_spec(HISTORY_PRODUCT, "diameter_mm", SpecBody(unit="mm", lsl=lsl, usl=usl))
+    return b""
+
+
 def _history_run(backend: str, rows: int) -> dict[str, tuple[float, float]]:
     if backend == "postgresql":
         with postgres_database("erp_bench_history") as url:
@@ -354,6 +369,16 @@ def _history_run(backend: str, rows: int) -> dict[str, tuple[float, float]]:
         return asyncio.run(_history_reads(url, charge_id, rows))
 
 
+def _history_target(read: str) -> str:
+    if read.startswith("summary"):
+        return "p95 <= 20 ms at 1M"
+    if read.startswith("spec limits"):
+        # A recount reads every hourly row of the series (8,760 a year), and the points of the hours
+        # that straddle a new limit.
+        return "the hours' rows, and the points of those at a limit"
+    return "flat"
+
+
 def history(sizes: tuple[int, ...] = HISTORY_SIZES) -> dict[str, Any]:
     """The reads of the quality API against a short and a long history, side by side, on both databases."""
     backends = ["sqlite"] + (["postgresql"] if reachable(POSTGRES_ADMIN, 5432) else [])
@@ -364,7 +389,10 @@ def history(sizes: tuple[int, ...] = HISTORY_SIZES) -> dict[str, Any]:
         reads = list(results[(backend, sizes[0])])
         tables.append(
             {
-                "caption": f"Uncached reads against history on {backend}: median (p95) ms, {HISTORY_REPEATS} runs",
+                "caption": (
+                    f"Uncached reads and a spec change against history on {backend}: median (p95) ms, "
+                    f"{HISTORY_REPEATS} runs"
+                ),
                 "columns": ["read", *(f"{rows:,} points" for rows in sizes), "target"],
                 "rows": [
                     [
@@ -373,7 +401,7 @@ def history(sizes: tuple[int, ...] = HISTORY_SIZES) -> dict[str, Any]:
                             f"{results[(backend, rows)][read][0]:.1f} ({results[(backend, rows)][read][1]:.1f})"
                             for rows in sizes
                         ),
-                        "p95 <= 20 ms at 1M" if read.startswith("summary") else "flat",
+                        _history_target(read),
                     ]
                     for read in reads
                 ],

@@ -7,11 +7,11 @@ Upserts are ``INSERT ... ON CONFLICT DO UPDATE`` on both databases; the series r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Row, Table, and_, bindparam, case, delete, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -181,18 +181,60 @@ class RollupStore:
     async def clear_hours(self, key: SeriesKey) -> None:
         await self.session.execute(delete(HOURS).where(*series_hours(key)))
 
-    async def set_out_of_spec(self, key: SeriesKey, counts: Mapping[int, int]) -> None:
-        """Set every hour's out-of-spec count: ``counts`` per hour, 0 for the hours not named."""
-        await self.session.execute(
-            update(HOURS).where(*series_hours(key), HOURS.c.out_of_spec != 0).values(out_of_spec=0)
-        )
-        if counts:
-            await self.session.execute(
-                update(HOURS)
-                .where(*series_hours(key), HOURS.c.hour == bindparam("at_hour"))
-                .values(out_of_spec=bindparam("count")),
-                [{"at_hour": hour, "count": count} for hour, count in counts.items()],
+    async def recount_out_of_spec(self, key: SeriesKey, limits: Limits) -> None:
+        """Recount the series' out-of-spec points under ``limits``: every hour's count, then the series'.
+
+        An hour's smallest and largest values decide most hours without reading a measurement: both
+        inside the limits, none is out; both beyond the same limit, all are. Only an hour that straddles
+        a limit counts its raw rows (the index range from its first to its last point), and only the
+        hours whose count changes are written. One statement for the hours, one for the series' sum.
+        """
+        lsl, usl = limits
+        hours = HOURS.alias("recounted_hour")
+        if lsl is None and usl is None:
+            count: Any = literal(0)
+        else:
+            raw_outside, inside, beyond = [], [], []
+            if lsl is not None:
+                raw_outside.append(RAW.c.value < lsl)
+                inside.append(hours.c.min >= lsl)
+                beyond.append(hours.c.max < lsl)
+            if usl is not None:
+                raw_outside.append(RAW.c.value > usl)
+                inside.append(hours.c.max <= usl)
+                beyond.append(hours.c.min > usl)
+            counted = (
+                select(func.count())
+                .select_from(RAW)
+                .where(
+                    *series_rows(key),
+                    RAW.c.measured_at >= hours.c.first_at,
+                    RAW.c.measured_at <= hours.c.last_at,
+                    or_(*raw_outside),
+                )
+                .scalar_subquery()
             )
+            count = case((and_(*inside), 0), (or_(*beyond), hours.c.n), else_=counted)
+        recounted = (
+            select(hours.c.hour, count.label("out_of_spec"))
+            .where(hours.c.product_sku == key[0], hours.c.parameter == key[1])
+            .subquery("recounted")
+        )
+        await self.session.execute(
+            update(HOURS)
+            .where(
+                *series_hours(key),
+                HOURS.c.hour == recounted.c.hour,
+                HOURS.c.out_of_spec != recounted.c.out_of_spec,
+            )
+            .values(out_of_spec=recounted.c.out_of_spec)
+        )
+        total = select(func.coalesce(func.sum(HOURS.c.out_of_spec), 0)).where(*series_hours(key))
+        await self.session.execute(
+            update(SERIES)
+            .where(SERIES.c.product_sku == key[0], SERIES.c.parameter == key[1])
+            .values(out_of_spec=total.scalar_subquery())
+        )
 
     async def stream_points(self, key: SeriesKey) -> AsyncIterator[Point]:
         """Every non-voided point of a series in series order, fetched in chunks."""
@@ -200,23 +242,6 @@ class RollupStore:
             select(RAW.c.measured_at, RAW.c.id, RAW.c.value)
             .where(*series_rows(key))
             .order_by(RAW.c.measured_at, RAW.c.id)
-            .execution_options(yield_per=STREAM_CHUNK)
-        )
-        async for measured_at, point_id, value in await self.session.stream(stmt):
-            yield Point(measured_at, point_id, value)
-
-    async def stream_outside(self, key: SeriesKey, limits: Limits) -> AsyncIterator[Point]:
-        """The non-voided points of a series outside ``limits``, in no particular order."""
-        lsl, usl = limits
-        outside = [RAW.c.value < lsl] if lsl is not None else []
-        if usl is not None:
-            outside.append(RAW.c.value > usl)
-        if not outside:
-            return
-        condition = outside[0] if len(outside) == 1 else outside[0] | outside[1]
-        stmt = (
-            select(RAW.c.measured_at, RAW.c.id, RAW.c.value)
-            .where(*series_rows(key), condition)
             .execution_options(yield_per=STREAM_CHUNK)
         )
         async for measured_at, point_id, value in await self.session.stream(stmt):

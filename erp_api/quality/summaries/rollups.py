@@ -15,7 +15,8 @@ Every change to the measurements goes through here, in its own transaction:
   one of its hour, and one on either side; never the rest of the hour).
 - voids and retention deletes (``removed``): the hours are recomputed from their raw rows, and the
   series' figures merged again from its hourly rows (``series_stats`` says why nothing is subtracted).
-- new spec limits (``limits_changed``): the out-of-spec counts are recounted over the series, once.
+- new spec limits (``limits_changed``): the out-of-spec counts are recounted, each hour's from its
+  minimum and maximum where they decide it, else from its raw rows.
 - ``rebuild``: a series recomputed from scratch (the reconciliation command, rows stored before).
 
 Concurrency: a series' ``quality_series_stats`` row is locked first (an upsert that creates it if
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import replace
 from operator import attrgetter
 
 from sqlalchemy import tuple_
@@ -140,17 +140,13 @@ class SeriesRollups:
     async def limits_changed(self, product_sku: str, parameter: str) -> None:
         """The series' spec limits changed in this transaction: recount its out-of-spec points.
 
-        One pass over the series' outside points (usually few); the hours' other figures stay.
+        Under the series lock; an hour whose values lie all inside or all beyond a limit is decided
+        by its minimum and maximum, so only the hours that straddle a limit read measurements.
         """
         key = (product_sku, parameter)
-        total = (await self._store.lock([key]))[key]
+        await self._store.lock([key])
         limits = (await self._store.limits([key])).get(key, NO_LIMITS)
-        counts: dict[int, int] = defaultdict(int)
-        async for point in self._store.stream_outside(key, limits):
-            counts[hour_of(point.measured_at)] += 1
-        await self._store.set_out_of_spec(key, counts)
-        moments = replace(total.moments, out_of_spec=sum(counts.values()))
-        await self._store.store_series({key: replace(total, moments=moments)})
+        await self._store.recount_out_of_spec(key, limits)
 
     async def rebuild(self, product_sku: str, parameter: str) -> Segment:
         """Recompute one series' rollups from its raw rows; returns the series' statistics."""
