@@ -120,7 +120,8 @@ async def read_samples(
     connection = await session.connection()
     dialect = connection.dialect
     driver: Any = (await connection.get_raw_connection()).driver_connection
-    process = RAW.c.measured_at.type.bind_processor(dialect)
+    # The column type as this dialect binds it: SQLite's stored text, not a datetime for the driver to adapt.
+    process = RAW.c.measured_at.type.dialect_impl(dialect).bind_processor(dialect)
     start, end = (at if at is None or process is None else process(at) for at in between)
     found: dict[K, Sample] = {}
     form: SqliteForm = "integers" if _sqlite_has_math_functions() else "decimal"

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import event, func, insert, select, text, update
+from sqlalchemy import bindparam, event, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cache import CacheManager, MemoryBackend
 from erp_api.audit.models import AuditEvent
 from erp_api.charges.models import Charge, ChargeStatusChange
 from erp_api.charges.repository import ChargeRepository
-from erp_api.db import utcnow
+from erp_api.db import UTCDateTime, utcnow
 from erp_api.quality.alerts.rule_checker import AUTO_HOLD, RuleChecker
 from erp_api.quality.limits.repository import ControlLimitsRepository
 from erp_api.quality.models import Measurement, QualitySpec, RuleCheck
@@ -378,7 +378,7 @@ async def test_concurrent_checks_of_overlapping_points_open_each_alert_once(
                 "INSERT INTO rule_checks (product_sku, parameter, first_measurement_id, measurements, created_at)"
                 " SELECT product_sku, parameter, min(id), count(*), created_at FROM measurements"
                 " WHERE measured_at >= :start GROUP BY product_sku, parameter, created_at"
-            ),
+            ).bindparams(bindparam("start", type_=UTCDateTime)),
             {"start": at(20)},
         )
         await session.execute(
