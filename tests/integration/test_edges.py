@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +57,14 @@ def request_bytes(method: str, path: str, body: bytes = b"", headers: dict[str, 
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+_unread: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+"""Bytes a read took past the answer it read: the start of the next (pipelined) answer."""
+
+
 def read_answer(sock: socket.socket) -> Answer:
-    """One response: the head, then a body of its Content-Length."""
-    data = b""
+    """One response: the head, then a body of its Content-Length. What one read brings past it (a
+    client that reads late gets pipelined answers together) is kept for the next call."""
+    data = _unread.pop(sock, b"")
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         assert chunk, f"closed before an answer: {data!r}"
@@ -66,11 +72,14 @@ def read_answer(sock: socket.socket) -> Answer:
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
     headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    while len(body) < int(headers.get("content-length", "0")):
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
         chunk = sock.recv(65536)
         assert chunk, "closed within the body"
         body += chunk
-    return Answer(int(status_line.split()[1]), headers, body)
+    if len(body) > length:
+        _unread[sock] = body[length:]
+    return Answer(int(status_line.split()[1]), headers, body[:length])
 
 
 def closed_by_server(sock: socket.socket) -> bool:
